@@ -1,0 +1,1 @@
+"""The `umm` command line."""
