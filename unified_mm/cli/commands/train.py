@@ -1,0 +1,45 @@
+"""`umm train --config experiments/<file>.py[:<arg>] --workdir DIR [--config.key=value ...]`
+
+Loads the config, applies the overrides, checks it against this machine's
+devices *before* anything is built or compiled, then trains (resuming if the
+workdir holds a checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+HELP = "Train one stage from an experiment config (resumes from the workdir)."
+
+
+def add_arguments(parser) -> None:
+  parser.add_argument("--config", required=True,
+                      help="experiments/<file>.py[:<arg>]; override keys with --config.a.b=value")
+  parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl and tb/ go here")
+  parser.add_argument("--log-level", default="INFO", help="Python log level (default INFO)")
+
+
+def _setup_logging(level: str) -> None:
+  logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                      format="%(asctime)s %(levelname).1s %(name)s] %(message)s", datefmt="%H:%M:%S")
+  # Orbax logs every save step at INFO through absl; keep the trainer's lines readable.
+  logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+def run(args) -> int:
+  from unified_mm.config.loading import load_config
+  from unified_mm.config.validation import validate
+
+  config = load_config(args.config, args.overrides)
+  import jax  # after the config parses: a typo costs no JAX start-up
+  validate(config, jax.device_count())
+  _setup_logging(args.log_level)
+
+  from unified_mm.train import TrainingDiverged, train_and_evaluate
+  try:
+    train_and_evaluate(config, args.workdir)
+  except TrainingDiverged as e:
+    print(f"umm train: diverged: {e}", file=sys.stderr)
+    return 1
+  return 0

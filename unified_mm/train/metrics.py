@@ -1,0 +1,53 @@
+"""Metric files of a workdir: `metrics.jsonl` (one object per logged step) and
+TensorBoard events in `tb/` (written with tensorboardX, which needs no
+TensorFlow). Only process 0 writes; on other processes this is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import jax
+
+
+class MetricWriter:
+
+  def __init__(self, workdir: str | pathlib.Path, enabled: bool | None = None):
+    self.enabled = jax.process_index() == 0 if enabled is None else enabled
+    self._jsonl = self._tb = None
+    if self.enabled:
+      workdir = pathlib.Path(workdir)
+      workdir.mkdir(parents=True, exist_ok=True)
+      from tensorboardX import SummaryWriter
+      self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
+      self._tb = SummaryWriter(str(workdir / "tb"), flush_secs=10)
+
+  def write(self, step: int, scalars: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    row = {"step": int(step)}
+    row.update({k: _json_number(v) for k, v in scalars.items()})
+    self._jsonl.write(json.dumps(row) + "\n")
+    self._jsonl.flush()
+    for name, value in scalars.items():
+      self._tb.add_scalar(name, float(value), int(step))
+
+  def flush(self) -> None:
+    if self.enabled:
+      self._jsonl.flush()
+      self._tb.flush()
+
+  def close(self) -> None:
+    if self.enabled:
+      self._jsonl.close()
+      self._tb.close()
+      self.enabled = False
+
+
+def _json_number(v) -> float | int | str:
+  v = float(v) if not isinstance(v, int) else v
+  if isinstance(v, float) and not math.isfinite(v):
+    return str(v)  # JSON has no NaN/Inf; keep the line parseable
+  return v

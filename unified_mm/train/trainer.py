@@ -1,0 +1,229 @@
+"""The generic trainer: one loop for every stage.
+
+Reads top to bottom in the big_vision order: mesh, data, eval_shape,
+shardings, jitted init, restore-or-init, loop (log, eval, checkpoint). A
+stage contributes a Task (`unified_mm.tasks.base`); nothing here knows what
+the model is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pathlib
+import time
+
+import jax
+import numpy as np
+
+from unified_mm.config.validation import validate
+from unified_mm.parallel.mesh import make_mesh, mesh_shape
+from unified_mm.parallel.sharding import activate, named_sharding, rules_from_config
+from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.metrics import MetricWriter
+from unified_mm.train.optim import make_optimizer
+from unified_mm.train.preemption import PreemptionFlag
+from unified_mm.train.progress import Progress
+from unified_mm.train.restore import restore_or_init
+from unified_mm.train.state import abstract_model, make_init_fn, state_sharding, with_shardings
+from unified_mm.train.step import jit_train_step, make_train_step
+
+log = logging.getLogger("unified_mm.train")
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN/Inf; nothing after the last good checkpoint was saved."""
+
+
+def global_batch(local: dict, shardings: dict) -> dict:
+  """This host's rows -> one global jax.Array per entry."""
+  return {k: jax.make_array_from_process_local_data(shardings[k], np.asarray(v))
+          for k, v in local.items()}
+
+
+def _describe(abstract_state, shardings) -> str:
+  count = sum(math.prod(a.shape) for a in jax.tree.leaves(abstract_state.params))
+  per_device = sum(
+      math.prod(s.shard_shape(a.shape)) * a.dtype.itemsize
+      for a, s in zip(jax.tree.leaves(abstract_state), jax.tree.leaves(shardings)))
+  return f"{count / 1e6:.3f}M params, train state {per_device / 2**20:.1f} MiB per device"
+
+
+def train_and_evaluate(config, workdir, *, task=None, devices=None):
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint).
+
+  Returns the final TrainState. `task` defaults to the one named by
+  config.stage; `devices` defaults to all devices.
+  """
+  devices = list(devices if devices is not None else jax.devices())
+  validate(config, len(devices))
+  if task is None:
+    from unified_mm.tasks import make_task
+    task = make_task(config)
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  total_steps = int(config.train.steps)
+
+  # ---- Mesh and rules ------------------------------------------------------
+  mesh = make_mesh(config.mesh, devices)
+  rules = rules_from_config(config.rules)
+  log.info("mesh %s over %d devices (%d processes)", mesh_shape(mesh), len(devices),
+           jax.process_count())
+
+  # ---- Data ----------------------------------------------------------------
+  local_batch = config.train.batch_size // jax.process_count()
+  data = task.make_data(jax.process_index(), jax.process_count(), local_batch)
+  batch_shardings = {k: named_sharding(mesh, axes, rules) for k, axes in task.batch_axes().items()}
+
+  # ---- Shapes first (eval_shape): a config that cannot fit fails here -------
+  model_def, abstract_params, param_shardings = abstract_model(task, config.seed, mesh, rules)
+  tx, schedule = make_optimizer(config.optim, total_steps, abstract_params)
+  use_ema = config.optim.ema_decay > 0
+  init_fn = make_init_fn(task, config.seed, tx, use_ema)
+  with activate(mesh, rules):
+    abstract_state = jax.eval_shape(init_fn)
+  shardings = state_sharding(abstract_state, param_shardings, mesh)
+  target = with_shardings(abstract_state, shardings)
+  log.info("%s", _describe(abstract_state, shardings))
+
+  # ---- Restore or init (init is jitted with out_shardings: no host holds it all)
+  ckpts = Checkpoints(checkpoint_dir(workdir), config.ckpt)
+  with activate(mesh, rules):
+    init = jax.jit(init_fn, out_shardings=shardings)
+    state, data_state = restore_or_init(ckpts, config, target, init, tx, use_ema, shardings)
+  if data_state is not None:
+    data.set_state(data_state)
+
+  train_step = jit_train_step(
+      make_train_step(task, model_def, tx, schedule, seed=config.seed,
+                      grad_accum_steps=config.train.grad_accum_steps,
+                      ema_decay=config.optim.ema_decay),
+      shardings, batch_shardings)
+
+  loop = _Loop(config, workdir, task, model_def, ckpts, data, batch_shardings)
+  try:
+    with activate(mesh, rules), PreemptionFlag() as preempt:
+      state = loop.run(state, train_step, preempt)
+  finally:
+    ckpts.close()  # waits for the last async save
+    loop.close()
+  return state
+
+
+class _Loop:
+  """The step loop and its bookkeeping: logging, NaN checks, evals, saves."""
+
+  def __init__(self, config, workdir, task, model_def, ckpts, data, batch_shardings):
+    self.config, self.task, self.model_def = config, task, model_def
+    self.ckpts, self.data, self.batch_shardings = ckpts, data, batch_shardings
+    self.total = int(config.train.steps)
+    self.writer = MetricWriter(workdir)
+    self.config_json = json.loads(config.to_json_best_effort())
+    self.pending = []      # (step, device metrics) not yet checked on the host
+    self.rows = []         # (step, host metrics) checked, not yet logged
+    self.last_logged: dict = {}
+    self.eval_metrics: dict = {}
+    self.tokens = 0
+    self.t_interval = time.perf_counter()
+    self.steps_interval = 0
+
+  def run(self, state, train_step, preempt):
+    step = int(jax.device_get(state.step))
+    self.progress = Progress(step, self.total, enabled=jax.process_index() == 0
+                             and self.config.train.progress)
+    log_every = max(1, int(self.config.train.log_every_steps))
+    eval_every = int(self.config.train.eval_every_steps)
+    first = True
+    while step < self.total:
+      local = next(self.data)
+      batch = global_batch(local, self.batch_shardings)
+      self.tokens += int(self.task.tokens_in(local)) * jax.process_count()
+      state, metrics = train_step(state, batch)
+      step += 1
+      self.steps_interval += 1
+      self.pending.append((step, metrics))
+      if first:  # keep compilation out of the throughput numbers
+        jax.block_until_ready(metrics)
+        log.info("first step (with compilation) took %.1f s", time.perf_counter() - self.t_interval)
+        self.tokens, self.steps_interval, self.t_interval = 0, 0, time.perf_counter()
+        first = False
+      self.progress.update(step)
+      stop = preempt.requested()
+      if step % log_every == 0 or step == self.total or stop:
+        self._log(step)
+      if eval_every and step % eval_every == 0:
+        self._evaluate(step, state)
+      if self.ckpts.should_save(step) or step == self.total or stop:
+        self._save(step, state, force=step == self.total or stop)
+      if stop:
+        log.warning("preempted: saved a checkpoint for step %d, stopping", step)
+        break
+    return state
+
+  def _check(self) -> None:
+    """Moves pending metrics to the host; a NaN/Inf loss stops the run."""
+    if not self.pending:
+      return
+    host = jax.device_get([m for _, m in self.pending])
+    for (step, _), m in zip(self.pending, host):
+      loss = float(m["loss"])
+      if not math.isfinite(loss):
+        self.pending.clear()
+        self.ckpts.wait()
+        good = self.ckpts.latest_step()
+        where = (f"{self.ckpts.directory / str(good)} (step {good})" if good is not None
+                 else "none (no checkpoint was saved)")
+        raise TrainingDiverged(
+            f"loss is {loss} at step {step}; stopped without saving this state. "
+            f"Last good checkpoint: {where}")
+      self.rows.append((step, {k: float(v) for k, v in m.items()}))
+    self.pending.clear()
+
+  def _log(self, step: int) -> None:
+    self._check()
+    if not self.rows:
+      return
+    names = self.rows[-1][1].keys()
+    mean = {k: float(np.mean([r[k] for _, r in self.rows if k in r])) for k in names}
+    elapsed = time.perf_counter() - self.t_interval
+    scalars = {f"train/{k}": v for k, v in mean.items()}
+    scalars["train/lr"] = self.rows[-1][1]["lr"]  # the rate of the logged step, not a mean
+    if self.steps_interval and elapsed > 0:
+      scalars["train/tokens_per_s"] = self.tokens / elapsed
+      scalars["train/step_ms"] = 1000 * elapsed / self.steps_interval
+    if hasattr(self.data, "counters"):  # skip counters of bad records, if reported
+      scalars.update({f"data/{k}": v for k, v in self.data.counters().items()})
+    self.writer.write(step, scalars)
+    self.last_logged = dict(scalars, step=step)
+    self.progress.logged(step, mean["loss"], scalars.get("train/tokens_per_s", 0.0))
+    self.rows.clear()
+    self.tokens, self.steps_interval, self.t_interval = 0, 0, time.perf_counter()
+
+  def _evaluate(self, step: int, state) -> None:
+    model = self.model_def.module(state.ema if state.ema is not None else state.params)
+    scalars = {}
+    for evaluator in self.task.evaluators():
+      for name, value in evaluator.run(model):
+        scalars[f"eval/{evaluator.name}/{name}"] = float(value)
+    if scalars:
+      self.writer.write(step, scalars)
+      log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
+    self.eval_metrics = dict(scalars, step=step)
+
+  def _save(self, step: int, state, force: bool) -> None:
+    self._check()  # never save a poisoned state
+    best = None
+    if self.config.ckpt.keep_best_metric and self.eval_metrics.get("step") == step:
+      best = {k: v for k, v in self.eval_metrics.items() if k != "step"}
+    saved = self.ckpts.save(step, state, self.data.get_state(), self.config_json,
+                            self.last_logged, best_metrics=best, force=force)
+    if saved:
+      log.info("saving checkpoint for step %d", step)
+
+  def close(self) -> None:
+    if hasattr(self, "progress"):
+      self.progress.close()
+    self.writer.close()
+    if hasattr(self.data, "close"):
+      self.data.close()
