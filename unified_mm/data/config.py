@@ -1,0 +1,65 @@
+"""The `config.data` section: where examples come from and how they become rows.
+
+Keys (all plain values, so any of them can be overridden from the command
+line as `--config.data.<key>=...`):
+
+  source            "shapes" | "array_record" | "tfds" | "wds"
+  path              file, glob or directory for the non-shapes sources
+  seed              seeds shuffling, document choice and caption dropout
+  num_epochs        0: repeat forever (training); N: N passes (finite sources)
+  image_size        images are decoded (and resized if `resize`) to this side
+  resize            centre-crop + resize real images; False: other sizes are bad
+  seq_len           tokens per packed row
+  text_vocab_size   SentencePiece vocabulary size when a tokenizer is trained
+  tokenizer_dir     directory holding `text_tokenizer.model`; "" trains one on
+                    the shapes captions (about a second) when none is given
+  max_caption_chars captions longer than this are skipped and counted
+  doc_ratios        relative weights of the document kinds
+  caption_dropout   probability that a caption->image document loses its
+                    caption (the unconditional document classifier-free
+                    guidance needs)
+  loss_on_prompt    False: no loss on the conditioning part of a document
+  edit_turns        edits chained in one multi-turn edit document
+  max_objects       shapes world: objects per scene are 1..max_objects
+  num_bins_factor   packing bins = local batch size * this (more: less padding)
+  num_workers       Grain worker processes (0: in the training process)
+  read_threads      threads per process reading and mapping records
+  stand_in_grid     stand-in image codes: grid side (image_size / pooling)
+  stand_in_levels   stand-in image codes: quantisation levels per channel
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+SOURCES = ("shapes", "array_record", "tfds", "wds")
+DOC_KINDS = ("caption_to_image", "image_to_caption", "edit")
+
+
+def default_data_config(**overrides) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict(dict(
+      source="shapes",
+      path="",
+      split="train",
+      seed=0,
+      num_epochs=0,
+      image_size=64,
+      resize=True,
+      seq_len=256,
+      text_vocab_size=512,
+      tokenizer_dir="",
+      max_caption_chars=1000,
+      doc_ratios=dict(caption_to_image=0.5, image_to_caption=0.3, edit=0.2),
+      caption_dropout=0.1,
+      loss_on_prompt=True,
+      edit_turns=1,
+      max_objects=4,
+      num_bins_factor=2,
+      num_workers=0,
+      read_threads=0,
+      prefetch_buffer_size=64,
+      stand_in_grid=8,
+      stand_in_levels=4,
+  ))
+  c.update(overrides)
+  return c

@@ -1,0 +1,109 @@
+"""TFDS from local files, without TensorFlow: a builder and a reader.
+
+`ImageCaptionBuilder` turns a directory of `NAME.{png,jpg,jpeg,webp}` +
+`NAME.txt` pairs into a TFDS data set stored as ArrayRecord. Images are handed
+to TFDS as encoded bytes (a numpy image would need TF to encode), and are not
+validated at build time: the reader counts and skips bad ones like every other
+source does. `TfdsSource` reads that data set, or any TFDS data set prepared
+in the ArrayRecord format, through `builder.as_data_source()` with image
+decoding skipped, so `decode.py` does the decoding (and the validating).
+
+TFDS caches by name and version under `data_dir`: build each input directory
+into its own `data_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from unified_mm.data.sources.webdataset_source import IMAGE_EXTS
+
+
+class ImageCaptionBuilder(tfds.core.GeneratorBasedBuilder):
+  """`ImageCaptionBuilder(source_dir=..., data_dir=..., file_format="array_record")`."""
+
+  name = "umm_image_caption"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Images and captions from a local directory."}
+
+  def __init__(self, *, source_dir: str | None = None, **kwargs):
+    self._source_dir = source_dir
+    kwargs.setdefault("file_format", "array_record")
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description="Image-caption pairs read from local files.",
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "caption": tfds.features.Text(),
+            "key": tfds.features.Text(),
+        }))
+
+  def _split_generators(self, dl_manager):
+    if not self._source_dir:
+      raise ValueError("ImageCaptionBuilder needs source_dir= to build")
+    return {"train": self._generate_examples(pathlib.Path(self._source_dir))}
+
+  def _generate_examples(self, source_dir: pathlib.Path):
+    for path in sorted(source_dir.iterdir()):
+      key, _, ext = path.name.partition(".")
+      if ext.lower() not in IMAGE_EXTS:
+        continue
+      text = source_dir / f"{key}.txt"
+      caption = text.read_text(encoding="utf-8", errors="replace") if text.exists() else ""
+      yield key, {"image": path.read_bytes(), "caption": caption, "key": key}
+
+
+def build_tfds(source_dir: str, data_dir: str) -> str:
+  """Builds the data set; returns the directory `TfdsSource` reads."""
+  builder = ImageCaptionBuilder(source_dir=source_dir, data_dir=data_dir)
+  builder.download_and_prepare()
+  return os.fspath(builder.data_path)
+
+
+class TfdsSource:
+  """`__getitem__(i)` -> {"image": bytes, "caption": str, "meta": key}."""
+
+  def __init__(self, builder_dir: str, split: str = "train", image_key: str = "image",
+               caption_key: str = "caption"):
+    self.builder_dir = builder_dir
+    self.split = split
+    self.image_key = image_key
+    self.caption_key = caption_key
+    self._source = None
+    self._len = len(self._data())
+
+  def __getstate__(self):
+    return self.__dict__ | {"_source": None}  # reopened in each worker
+
+  def _data(self):
+    if self._source is None:
+      builder = tfds.builder_from_directory(self.builder_dir)
+      self._source = builder.as_data_source(
+          split=self.split, decoders={self.image_key: tfds.decode.SkipDecoding()})
+    return self._source
+
+  def __len__(self) -> int:
+    return self._len
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    try:
+      ex = self._data()[index]
+    except Exception:  # a damaged shard surfaces as whatever array_record raises
+      return {"error": "unreadable"}
+    caption = ex.get(self.caption_key, b"")
+    record = {"image": ex[self.image_key],
+              "caption": caption.decode("utf-8", "replace") if isinstance(caption, bytes)
+              else caption}
+    if "key" in ex:
+      record["meta"] = ex["key"].decode() if isinstance(ex["key"], bytes) else str(ex["key"])
+    return record
+
+  def __repr__(self) -> str:
+    return f"TfdsSource({self.builder_dir!r}, split={self.split!r}, {len(self)} records)"
