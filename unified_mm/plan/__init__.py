@@ -1,0 +1,1 @@
+"""`umm plan`: does a config fit a topology, and how fast will it run."""
