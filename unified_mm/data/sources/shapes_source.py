@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_mm.data.shapes import captions
+from unified_mm.data.shapes import captions, vocab
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import scene_for_index
 
@@ -50,7 +50,10 @@ class ShapesSource:
       from unified_mm.data.shapes import edits  # noqa: PLC0415 (written alongside)
       record["edits"] = []
       for _ in range(self.edit_turns):
-        instruction, scene = edits.sample_edit(scene, rng)
+        try:
+          instruction, scene = edits.sample_edit(scene, rng)
+        except ValueError:  # no edit applies (e.g. nothing left to remove): a shorter chain
+          break
         record["edits"].append({"instruction": instruction, "image": render(scene)})
     return record
 
@@ -59,9 +62,17 @@ class ShapesSource:
             f"max_objects={self.max_objects}, edit_turns={self.edit_turns})")
 
 
-def shapes_corpus(num_records: int = 4000, seed: int = 0, max_objects: int = 4,
+def shapes_corpus(num_records: int = 1500, seed: int = 0, max_objects: int = 4,
                   edit_turns: int = 1) -> Iterator[str]:
-  """Captions and edit instructions: the default tokenizer training corpus."""
+  """Captions and edit instructions: the default tokenizer training corpus.
+
+  It starts with every word of the shapes vocabulary, so numbers and kinds
+  that the sampled scenes happen not to use still get whole-word pieces.
+  """
+  words = [*vocab.COLOUR_NAMES, *vocab.KINDS, *vocab.PLURALS.values(), *vocab.SIZE_NAMES,
+           *vocab.NUMBER_WORDS]
+  for w in words:
+    yield f"{w} {w}s a {w}, an {w} and {w}"
   source = ShapesSource(seed=seed, max_objects=max_objects, edit_turns=edit_turns)
   for i in range(num_records):
     record = source[i]

@@ -30,6 +30,14 @@ class ImageCaptionBuilder(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Images and captions from a local directory."}
 
+  # No download checksums or package metadata belong to this builder; saying
+  # so keeps TFDS from probing the package with `importlib_resources`, which
+  # a TF-free install may not have.
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls):
+    return None
+
   def __init__(self, *, source_dir: str | None = None, **kwargs):
     self._source_dir = source_dir
     kwargs.setdefault("file_format", "array_record")

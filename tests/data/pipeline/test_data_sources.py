@@ -1,0 +1,140 @@
+"""Each source round-trips a small data set, and counts and skips the bad records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import (BAD_CASES, SIZE, all_bad_items, bad_count, good_pairs, png_bytes,
+                      small_config, write_files, write_tar)
+
+from unified_mm.data.build import build_array_record
+from unified_mm.data.decode import decode_image
+from unified_mm.data.pipeline import make_train_iterator
+from unified_mm.data.sources.array_record_source import ArrayRecordSource
+from unified_mm.data.sources.shapes_source import ShapesSource
+from unified_mm.data.sources.tfds_builder import TfdsSource, build_tfds
+from unified_mm.data.sources.webdataset_source import WebDatasetSource
+
+N_GOOD = 6
+
+
+def _check_round_trip(source, pairs):
+  """Every written (image, caption) comes back exactly once, pixels and text equal."""
+  assert len(source) == len(pairs)
+  got = {}
+  for i in range(len(source)):
+    r = source[i]
+    got[r["caption"]] = decode_image(r["image"], SIZE, resize=False)
+  assert sorted(got) == sorted(c for _, c in pairs)
+  for image, caption in pairs:
+    np.testing.assert_array_equal(got[caption], image)
+
+
+def _run_epoch(cfg, vocab, tokenizer, codes_fn, source):
+  with make_train_iterator(cfg, vocab, codes_fn, 0, 1, 2, tokenizer=tokenizer, source=source,
+                           drop_remainder=False) as it:
+    batches = list(it)
+    return batches, it.stats()
+
+
+def _expect_counts(stats, reasons, n_good, other_skips=0):
+  assert stats["data/examples"] == n_good
+  for reason in reasons:
+    assert stats[f"data/skipped_{reason}"] == bad_count(reason), reason
+  assert stats["data/skipped"] == sum(bad_count(r) for r in reasons) + other_skips
+
+
+def test_shapes_source_is_a_pure_function_of_seed_and_index():
+  a, b = ShapesSource(seed=3, edit_turns=1), ShapesSource(seed=3, edit_turns=1)
+  for i in (0, 7, 123_456_789):
+    ra, rb = a[i], b[i]
+    assert ra["caption"] == rb["caption"] and ra["meta"] == rb["meta"]
+    np.testing.assert_array_equal(ra["image"], rb["image"])
+    assert [e["instruction"] for e in ra["edits"]] == [e["instruction"] for e in rb["edits"]]
+  assert ShapesSource(seed=4)[0]["meta"] != a[0]["meta"]
+  assert a[0]["image"].shape == (64, 64, 3) and a[0]["image"].dtype == np.uint8
+
+
+def test_shapes_source_builds_to_array_record_and_back(tmp_path):
+  shapes = ShapesSource(seed=1, resolution=SIZE * 4, edit_turns=1)
+  path = tmp_path / "shapes.array_record"
+  assert build_array_record(shapes, path, limit=5) == 5
+  back = ArrayRecordSource(str(path))
+  assert len(back) == 5
+  for i in range(5):
+    want, got = shapes[i], back[i]
+    assert got["caption"] == want["caption"] and got["meta"] == want["meta"]
+    np.testing.assert_array_equal(decode_image(got["image"], SIZE * 4), want["image"])
+    for we, ge in zip(want["edits"], got["edits"], strict=True):
+      assert ge["instruction"] == we["instruction"]
+      np.testing.assert_array_equal(decode_image(ge["image"], SIZE * 4), we["image"])
+
+
+def test_array_record_source_round_trips_and_counts_bad(tmp_path, vocab, tokenizer, codes_fn):
+  pairs = good_pairs(N_GOOD)
+  records = [{"image": png_bytes(im), "caption": c} for im, c in pairs]
+  bad = [{"image": im, "caption": c} for im, c in all_bad_items()]
+  # Raw pixel arrays of the wrong shape (stored raw: PNG would make them RGB).
+  wrong = [{"image": np.zeros((SIZE, SIZE), np.uint8), "caption": "a grey [H, W] array"},
+           {"image": np.zeros((SIZE, SIZE, 4), np.uint8), "caption": "an RGBA array"}]
+  good_path, all_path = tmp_path / "good.array_record", tmp_path / "all.array_record"
+  build_array_record(records, good_path)
+  build_array_record(records + bad, all_path)
+  build_array_record(wrong, tmp_path / "wrong.array_record", image_format="raw")
+  _check_round_trip(ArrayRecordSource(str(good_path)), pairs)
+
+  from array_record.python import array_record_module  # a record that is not our format
+  junk = tmp_path / "junk.array_record"
+  w = array_record_module.ArrayRecordWriter(str(junk), "group_size:1")
+  w.write(b"garbage, not a serialised record")
+  w.close()
+  source = ArrayRecordSource(f"{all_path},{junk},{tmp_path}/wrong.array_record")
+  _, stats = _run_epoch(small_config(), vocab, tokenizer, codes_fn, source)
+  assert stats["data/skipped_bad_record"] == 1
+  assert stats["data/skipped_wrong_shape"] == bad_count("wrong_shape") + 2
+  assert stats["data/examples"] == N_GOOD
+  for reason in ("bad_image", "empty_caption", "long_caption"):
+    assert stats[f"data/skipped_{reason}"] == bad_count(reason), reason
+
+
+def test_tfds_builder_round_trips_and_counts_bad(tmp_path, vocab, tokenizer, codes_fn):
+  pairs = good_pairs(N_GOOD)
+  write_files(tmp_path / "good", [(png_bytes(im), c) for im, c in pairs])
+  _check_round_trip(TfdsSource(build_tfds(str(tmp_path / "good"), str(tmp_path / "tfds_good"))),
+                    pairs)
+  write_files(tmp_path / "all", [(png_bytes(im), c) for im, c in pairs] + all_bad_items())
+  source = TfdsSource(build_tfds(str(tmp_path / "all"), str(tmp_path / "tfds_all")))
+  _, stats = _run_epoch(small_config(), vocab, tokenizer, codes_fn, source)
+  _expect_counts(stats, BAD_CASES, N_GOOD)
+
+
+def test_webdataset_round_trips_and_counts_bad(tmp_path, vocab, tokenizer, codes_fn):
+  pairs = good_pairs(N_GOOD)
+  items = [(png_bytes(im), c) for im, c in pairs]
+  write_tar(tmp_path / "00000.tar", items[:3])
+  write_tar(tmp_path / "00001.tar", items[3:], start=3)
+  _check_round_trip(WebDatasetSource(str(tmp_path / "0000*.tar")), pairs)
+
+  write_tar(tmp_path / "bad.tar", all_bad_items(), start=100)
+  # A shard cut inside a member: the members before the cut stay readable, the
+  # cut one becomes unreadable.
+  write_tar(tmp_path / "cut_full.tar", items[:2], start=200)
+  data = (tmp_path / "cut_full.tar").read_bytes()
+  source_full = WebDatasetSource(str(tmp_path / "cut_full.tar"))
+  offset, _ = source_full._index[1][1]["png"]
+  (tmp_path / "cut.tar").write_bytes(data[:offset + 10])
+  cut = WebDatasetSource(str(tmp_path / "cut.tar"))
+  assert len(cut) == 2 and "error" not in cut[0] and cut[1] == {"error": "unreadable"}
+
+  source = WebDatasetSource(f"{tmp_path}/0000*.tar,{tmp_path}/bad.tar,{tmp_path}/cut.tar")
+  _, stats = _run_epoch(small_config(), vocab, tokenizer, codes_fn, source)
+  _expect_counts(stats, BAD_CASES, N_GOOD + 1, other_skips=1)
+  assert stats["data/skipped_unreadable"] == 1
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, b"GIF89a"])
+def test_decode_rejects_non_images(data):
+  from unified_mm.data.bad_records import BadRecord
+  with pytest.raises(BadRecord) as e:
+    decode_image(data, SIZE)
+  assert e.value.reason == "bad_image"
