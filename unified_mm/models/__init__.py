@@ -1,0 +1,1 @@
+"""Models: the unified transformer (`models.transformer`), tokenizer and renderer."""

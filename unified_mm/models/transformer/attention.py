@@ -1,0 +1,89 @@
+"""Grouped-query attention with QK-norm, RoPE, a segment-aware causal mask and a KV cache.
+
+Dimension letters: B batch, T query length, S key length, D model,
+N query heads, K kv heads, G = N / K query heads per kv head, H head dim.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from unified_mm.models.transformer.layers import RMSNorm, fan_in_init, make_param
+from unified_mm.models.transformer.rope import apply_rope
+
+
+def attention_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
+                   q_index: jax.Array, kv_index: jax.Array) -> jax.Array:
+  """[B, T, S] bool: same segment and key not after query (row-index causality).
+
+  Causality uses the index inside the row (or cache), not the RoPE position,
+  because positions restart at every packed document. Padding (segment 0)
+  attends to padding only, so every row has at least its own diagonal.
+  """
+  same = q_segment_ids[:, :, None] == kv_segment_ids[:, None, :]
+  causal = kv_index[:, None, :] <= q_index[:, :, None]
+  return same & causal
+
+
+def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array
+                          ) -> jax.Array:
+  """q [B,T,N,H], k/v [B,S,K,H], mask [B,T,S] -> [B,T,N,H]; softmax in f32."""
+  b, t, n, h = q.shape
+  kv_heads = k.shape[2]
+  q = q.reshape(b, t, kv_heads, n // kv_heads, h) * jnp.asarray(h ** -0.5, q.dtype)
+  logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k).astype(jnp.float32)
+  logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+  out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v)
+  return out.reshape(b, t, n, h)
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, head_dim: int, *,
+               qk_norm: bool = True, out_scale: float = 1.0, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    if num_heads % num_kv_heads:
+      raise ValueError(f"num_heads={num_heads} is not a multiple of num_kv_heads={num_kv_heads}")
+    self.dtype = dtype
+    init = fan_in_init(d_model)
+    self.wq = make_param(init, rngs.params(), (d_model, num_heads, head_dim),
+                         ("embed", "heads", "head_dim"), param_dtype)
+    self.wk = make_param(init, rngs.params(), (d_model, num_kv_heads, head_dim),
+                         ("embed", "kv_heads", "head_dim"), param_dtype)
+    self.wv = make_param(init, rngs.params(), (d_model, num_kv_heads, head_dim),
+                         ("embed", "kv_heads", "head_dim"), param_dtype)
+    self.wo = make_param(fan_in_init(num_heads * head_dim, out_scale), rngs.params(),
+                         (num_heads, head_dim, d_model), ("heads", "head_dim", "embed"),
+                         param_dtype)
+    if qk_norm:
+      self.q_norm = RMSNorm(head_dim, axes=("head_dim",), dtype=dtype,
+                            param_dtype=param_dtype, rngs=rngs)
+      self.k_norm = RMSNorm(head_dim, axes=("head_dim",), dtype=dtype,
+                            param_dtype=param_dtype, rngs=rngs)
+    else:
+      self.q_norm = self.k_norm = None
+
+  def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array,
+               cache: dict | None = None, cache_index: jax.Array | None = None
+               ) -> tuple[jax.Array, dict | None]:
+    """x [B,T,D] -> [B,T,D]. With `cache` ({k, v}: [B,S,K,H]) the new keys and
+    values are written at `cache_index` and attention runs over the whole cache."""
+    x = x.astype(self.dtype)
+    q = jnp.einsum("BTD,DNH->BTNH", x, self.wq[...].astype(self.dtype))
+    k = jnp.einsum("BTD,DKH->BTKH", x, self.wk[...].astype(self.dtype))
+    v = jnp.einsum("BTD,DKH->BTKH", x, self.wv[...].astype(self.dtype))
+    if self.q_norm is not None:
+      q, k = self.q_norm(q), self.k_norm(k)
+    q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
+    new_cache = None
+    if cache is not None:
+      start = (0, cache_index, 0, 0)
+      k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start)
+      v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)
+      new_cache = {"k": k, "v": v}
+      k, v = k.astype(self.dtype), v.astype(self.dtype)
+    out = dot_product_attention(q, k, v, mask)  # [B, T, N, H]
+    return jnp.einsum("BTNH,NHD->BTD", out, self.wo[...].astype(self.dtype)), new_cache

@@ -1,0 +1,55 @@
+"""Next-token cross-entropy with optional z-loss, and per-modality metrics.
+
+Targets are already shifted (target[t] is the token after tokens[t]); the
+modality of each target (unified_mm.data.vocab TEXT / IMAGE / SPECIAL) splits
+the loss and accuracy so text and image-code learning can be read apart.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from unified_mm.data.vocab import IMAGE, SPECIAL, TEXT
+
+MODALITIES = {"text": TEXT, "image": IMAGE, "special": SPECIAL}
+
+
+def token_losses(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Per-token cross-entropy and log-partition, both [B, T] f32."""
+  logits = logits.astype(jnp.float32)
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  return log_z - target_logit, log_z
+
+
+def lm_loss(logits: jax.Array, targets: jax.Array, loss_mask: jax.Array,
+            modality: jax.Array | None = None, z_loss: float = 0.0
+            ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Mean CE (+ z_loss * mean log_z^2) over `loss_mask`; metrics per modality.
+
+  logits [B, T, V]; targets, loss_mask, modality [B, T].
+  """
+  ce, log_z = token_losses(logits, targets)
+  mask = loss_mask.astype(jnp.float32)
+  count = jnp.maximum(mask.sum(), 1.0)
+  ce_mean = (ce * mask).sum() / count
+  z_mean = (jnp.square(log_z) * mask).sum() / count
+  loss = ce_mean + z_loss * z_mean
+  correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+  metrics = {
+      "loss": loss,
+      "ce": ce_mean,
+      "z_loss": z_mean,
+      "accuracy": (correct * mask).sum() / count,
+      "tokens": mask.sum(),
+  }
+  if modality is not None:
+    for name, mod_id in MODALITIES.items():
+      m = mask * (modality == mod_id)
+      n = m.sum()
+      denom = jnp.maximum(n, 1.0)
+      metrics[f"{name}/loss"] = (ce * m).sum() / denom
+      metrics[f"{name}/accuracy"] = (correct * m).sum() / denom
+      metrics[f"{name}/tokens"] = n
+  return loss, metrics

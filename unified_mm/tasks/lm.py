@@ -1,0 +1,196 @@
+"""The `lm` stage: the unified transformer on a built-in synthetic token stream.
+
+No data has to exist: documents come from a small random grammar fixed by
+`data.seed`, so the loss falls far below uniform within a few hundred steps:
+
+  text           BOS  w1 .. wn  EOS               (Markov chain, `branching` successors)
+  caption→image  BOS  caption  BOI  c1 .. cG  EOI  EOS
+                 (caption: Markov text; c1 depends on the caption's last word;
+                  codes: a Markov chain over image codes; G = data.grid_count)
+  copy           BOS  u1 .. un  SEP  u1 .. un  EOS  (uniform random span, copied)
+
+Rows are packed: every row is filled with whole documents (the last one cut at
+the row end), each with its own segment id and positions starting at 0.
+A row is a pure function of (seed, split, global row index), so the iterator's
+state is just its step, resume is exact, and hosts take disjoint rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from unified_mm.config.loading import ConfigError
+from unified_mm.data.vocab import Vocab
+from unified_mm.models.transformer.loss import lm_loss
+from unified_mm.models.transformer.model import Transformer
+
+BATCH_KEYS = ("tokens", "targets", "positions", "segment_ids", "loss_mask", "modality")
+DOC_KINDS = ("text", "caption_image", "copy")
+TRAIN_SPLIT, EVAL_SPLIT = 0, 1
+
+
+class SyntheticGrammar:
+  """The fixed random grammar: successor tables drawn once from `seed`."""
+
+  def __init__(self, vocab: Vocab, *, seed: int, grid_count: int, branching: int = 4,
+               mix=(0.4, 0.4, 0.2)):
+    self.vocab, self.seed, self.grid_count, self.branching = vocab, seed, grid_count, branching
+    self.mix = np.asarray(mix, np.float64) / np.sum(mix)
+    rng = np.random.default_rng([seed, 7])
+    self.text_next = rng.integers(0, vocab.text_size, (vocab.text_size, branching))
+    self.code_next = rng.integers(0, vocab.image_codes, (vocab.image_codes, 2))
+    self.caption_to_code = rng.integers(0, vocab.image_codes, vocab.text_size)
+
+  def _markov(self, rng, table, start: int, length: int) -> list[int]:
+    out, tok = [], start
+    for choice in rng.integers(0, table.shape[1], length):
+      out.append(tok)
+      tok = int(table[tok, choice])
+    return out
+
+  def document(self, rng: np.random.Generator) -> np.ndarray:
+    v = self.vocab
+    kind = DOC_KINDS[rng.choice(len(DOC_KINDS), p=self.mix)]
+    if kind == "text":
+      words = self._markov(rng, self.text_next, int(rng.integers(v.text_size)),
+                           int(rng.integers(8, 49)))
+      ids = [v.bos, *words, v.eos]
+    elif kind == "caption_image":
+      caption = self._markov(rng, self.text_next, int(rng.integers(v.text_size)),
+                             int(rng.integers(4, 13)))
+      first = int(self.caption_to_code[caption[-1]])
+      codes = self._markov(rng, self.code_next, first, self.grid_count)
+      ids = [v.bos, *caption, v.boi, *(c + v.image_offset for c in codes), v.eoi, v.eos]
+    else:
+      span = rng.integers(0, v.text_size, int(rng.integers(4, 13))).tolist()
+      ids = [v.bos, *span, v.sep, *span, v.eos]
+    return np.asarray(ids, np.int32)
+
+  def row(self, split: int, index: int, seq_len: int) -> dict[str, np.ndarray]:
+    """One packed row of `seq_len` (token, target) pairs."""
+    rng = np.random.default_rng([self.seed, split, index])
+    out = {k: np.zeros(seq_len, np.int32) for k in BATCH_KEYS}
+    filled, segment = 0, 0
+    while filled < seq_len:
+      doc = self.document(rng)
+      n = min(len(doc) - 1, seq_len - filled)  # a document of m ids gives m-1 pairs
+      segment += 1
+      sl = slice(filled, filled + n)
+      out["tokens"][sl] = doc[:n]
+      out["targets"][sl] = doc[1:n + 1]
+      out["positions"][sl] = np.arange(n)
+      out["segment_ids"][sl] = segment
+      out["loss_mask"][sl] = 1
+      filled += n
+    out["modality"] = self.vocab.modality(out["targets"])
+    return out
+
+  def batch(self, split: int, rows: range, seq_len: int) -> dict[str, np.ndarray]:
+    made = [self.row(split, i, seq_len) for i in rows]
+    return {k: np.stack([r[k] for r in made]) for k in BATCH_KEYS}
+
+
+class SyntheticLMIterator:
+  """This host's rows: step s, host p of P, local batch b -> global rows
+  (s*P + p)*b ... (s*P + p)*b + b - 1. The state is {"step": s}."""
+
+  def __init__(self, grammar: SyntheticGrammar, seq_len: int, process_index: int,
+               process_count: int, local_batch_size: int, split: int = TRAIN_SPLIT):
+    self.grammar, self.seq_len, self.split = grammar, seq_len, split
+    self.process_index, self.process_count = process_index, process_count
+    self.local_batch_size = local_batch_size
+    self.step = 0
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    start = (self.step * self.process_count + self.process_index) * self.local_batch_size
+    self.step += 1
+    return self.grammar.batch(self.split, range(start, start + self.local_batch_size),
+                              self.seq_len)
+
+  def get_state(self) -> dict:
+    return {"step": self.step, "process_index": self.process_index,
+            "process_count": self.process_count}
+
+  def set_state(self, state: dict) -> None:
+    self.step = int(state["step"])
+
+
+class LMEvaluator:
+  """Loss and accuracy (overall and per modality) on held-out synthetic rows."""
+
+  name = "lm"
+
+  def __init__(self, task: LMTask, num_batches: int, batch_size: int):
+    self.task = task
+    it = SyntheticLMIterator(task.grammar, task.seq_len, 0, 1, batch_size, split=EVAL_SPLIT)
+    self.batches = [next(it) for _ in range(num_batches)]
+    self._loss = jax.jit(lambda model, batch: task.loss(model, batch, jax.random.key(0))[1])
+
+  def run(self, model: nnx.Module) -> Iterator[tuple[str, float]]:
+    sums: dict[str, float] = {}
+    for batch in self.batches:
+      for k, v in self._loss(model, batch).items():
+        sums[k] = sums.get(k, 0.0) + float(v)
+    for k in sorted(sums):
+      if not k.endswith("tokens"):
+        yield k, sums[k] / len(self.batches)
+
+
+class LMTask:
+  name = "lm"
+
+  def __init__(self, config):
+    self.config = config
+    d = config.data
+    self.vocab = Vocab(d.text_size, d.image_codes)
+    if self.vocab.size > config.model.vocab_size:
+      raise ConfigError(
+          f"model.vocab_size={config.model.vocab_size}: smaller than the data vocabulary "
+          f"({self.vocab.size} = data.text_size + data.image_codes + specials, padded)")
+    self.seq_len = int(d.seq_len)
+    self.z_loss = float(config.loss.get("z_loss", 0.0))
+    self.grammar = SyntheticGrammar(self.vocab, seed=int(d.seed), grid_count=int(d.grid_count),
+                                    branching=int(d.branching), mix=tuple(d.mix))
+
+  def build_model(self, rngs: nnx.Rngs) -> Transformer:
+    return Transformer(**self.config.model, rngs=rngs)
+
+  def loss(self, model: Transformer, batch, rng: jax.Array):
+    del rng  # no dropout
+    logits = model(batch["tokens"], batch["positions"], batch["segment_ids"])
+    return lm_loss(logits, batch["targets"], batch["loss_mask"], batch["modality"],
+                   z_loss=self.z_loss)
+
+  def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
+    return {k: ("batch", "length") for k in BATCH_KEYS}
+
+  def make_data(self, process_index: int, process_count: int,
+                local_batch_size: int) -> SyntheticLMIterator:
+    return SyntheticLMIterator(self.grammar, self.seq_len, process_index, process_count,
+                               local_batch_size)
+
+  def evaluators(self) -> list[LMEvaluator]:
+    n = int(self.config.train.get("eval_batches", 0))
+    if not n:
+      return []
+    return [LMEvaluator(self, n, min(int(self.config.train.batch_size), 16))]
+
+  def tokens_in(self, batch) -> int:
+    return int(np.size(batch["tokens"]))
+
+
+def make_task(config) -> LMTask:
+  return LMTask(config)
+
+
+def uniform_loss(config) -> float:
+  """ln(V): the loss of a model that has learned nothing."""
+  return float(jnp.log(Vocab(config.data.text_size, config.data.image_codes).size))
