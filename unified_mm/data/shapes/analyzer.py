@@ -12,10 +12,17 @@ Deterministic and weight-free, so it can grade generated images:
    corner counts) because it separates all kinds with one rule and degrades
    gracefully when a generator draws a slightly wrong outline.
 
-Accuracy on clean renders (see tests/data/shapes/test_shapes_analyzer.py): the
-exact (kind, colour) multiset, sizes and centres of >= 99.5% of 64x64 scenes
-with up to 8 objects. That needs shapes at least 10 px wide (the smallest
-default size at 64x64); below that, stars and diamonds blur into each other.
+Measured on clean renders (tests/data/shapes/test_shapes_analyzer.py): kinds,
+colours, sizes and centres exact on 100% of 1,000 fresh 64x64 scenes with up
+to 8 objects (the bar is 99.5%). A lone shape is recognised at every width
+from 5 to 82 px except 6 px, where a star and a diamond rasterise to blobs.
+Grade generated images at 64x64 or more, where the smallest default size is
+10 px: smaller shapes are too few pixels for a generator to draw recognisably.
+Degraded renders: pixel noise of sigma 20, or sigma 10 plus a 0.6 px Gaussian
+blur, still give the exact (kind, colour) multiset on >= 98% of scenes; a
+1 px blur rounds 10 px diamonds and stars into circles.
+
+Input: [H, W, 3] (or RGBA) with values in 0..255, usually uint8.
 """
 
 from __future__ import annotations
@@ -37,32 +44,72 @@ _ASPECT_WEIGHT = 0.3
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
+# Snap codes besides palette indices.
+_BACKGROUND = -1  # within the threshold of the background colour
+_UNSURE = -2  # within the threshold of no colour: noise, or a blend at an edge
+
+
 def _nearest_palette(pixels: np.ndarray, threshold: float) -> np.ndarray:
-  """[N] int: palette index of each [N, 3] pixel, -1 for background or too far."""
+  """[N] int: palette index of each [N, 3] pixel, or _BACKGROUND, or _UNSURE."""
   palette = vocab.palette_array().astype(np.float32)  # [P + 1, 3], background last
   d2 = ((pixels * pixels).sum(1)[:, None] - 2 * pixels @ palette.T
         + (palette * palette).sum(1))  # [N, P + 1]
   nearest = d2.argmin(1)
-  far = d2[np.arange(len(pixels)), nearest] > threshold**2
-  return np.where(far | (nearest == len(palette) - 1), -1, nearest)
+  nearest = np.where(nearest == len(palette) - 1, _BACKGROUND, nearest)
+  return np.where(d2.min(1) > threshold**2, _UNSURE, nearest)
 
 
 @functools.lru_cache(maxsize=4)
 def _colour_table(threshold: float) -> np.ndarray:
-  """[64**3] int8: the snap of every colour quantised to 6 bits per channel.
+  """[64**3] int8: the snap code of every colour quantised to 6 bits per channel.
 
-  A table lookup is ~40x faster than distances per pixel; quantising moves the
-  threshold by at most 3.5 units, far less than the gaps between colours.
+  A table lookup is ~40x faster than distances per pixel; quantising moves a
+  pixel by at most 2.6 units, far less than the gaps between colours.
   """
   centres = np.arange(64, dtype=np.float32) * 4 + 1.5
   grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1)  # [64, 64, 64, 3]
   return _nearest_palette(grid.reshape(-1, 3), threshold).astype(np.int8)
 
 
+def _snap_codes(image: np.ndarray, threshold: float) -> np.ndarray:
+  q = np.clip(np.asarray(image)[..., :3], 0, 255).astype(np.int32) >> 2  # [H, W, 3], 6 bits
+  return _colour_table(float(threshold))[(q[..., 0] << 12) | (q[..., 1] << 6) | q[..., 2]]
+
+
 def snap_colours(image: np.ndarray, threshold: float = COLOUR_THRESHOLD) -> np.ndarray:
   """[H, W] int8: palette index per pixel (COLOUR_NAMES order), -1 for background."""
-  q = np.asarray(image)[..., :3].astype(np.int32) >> 2  # [H, W, 3], 6 bits
-  return _colour_table(float(threshold))[(q[..., 0] << 12) | (q[..., 1] << 6) | q[..., 2]]
+  return np.maximum(_snap_codes(image, threshold), _BACKGROUND)
+
+
+def _claim_edges(image: np.ndarray, codes: np.ndarray, regions: dict[int, np.ndarray]) -> None:
+  """Gives each unsure pixel to the adjacent colour it is closer to than to the
+  background, if any: a blurred edge then splits where coverage is one half,
+  the renderer's own rule."""
+  ys, xs = np.nonzero(codes == _UNSURE)  # [N] each
+  padded = np.pad(codes, 1, constant_values=_BACKGROUND)  # [H + 2, W + 2]
+  neighbours = np.stack([padded[ys + 1 + dy, xs + 1 + dx]
+                         for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], 1)  # [N, 8]
+  palette = vocab.palette_array().astype(np.float32)  # [P + 1, 3], background last
+  num_colours = len(palette) - 1
+  d2 = ((image[ys, xs, :3].astype(np.float32)[:, None] - palette) ** 2).sum(-1)  # [N, P + 1]
+  adjacent = (neighbours[:, :, None] == np.arange(num_colours)).any(1)  # [N, P]
+  d2_colour = np.where(adjacent, d2[:, :num_colours], np.inf)
+  best = d2_colour.argmin(1)
+  claimed = d2_colour[np.arange(len(ys)), best] < d2[:, num_colours]
+  for index, region in regions.items():
+    take = claimed & (best == index)
+    region[ys[take], xs[take]] = True
+
+
+def colour_regions(image: np.ndarray, threshold: float = COLOUR_THRESHOLD) -> dict[int, np.ndarray]:
+  """{palette index: [H, W] bool} for every colour present: the pixels within
+  the threshold of the colour, plus the edge pixels `_claim_edges` gives it."""
+  image = np.asarray(image)
+  codes = _snap_codes(image, threshold)  # [H, W]
+  regions = {int(i): codes == i for i in np.unique(codes[codes >= 0])}
+  if regions and (codes == _UNSURE).any():
+    _claim_edges(image, codes, regions)
+  return regions
 
 
 @functools.lru_cache(maxsize=8192)
@@ -81,18 +128,21 @@ def template(kind: str, h: int, w: int) -> np.ndarray:
   return masks.coverage(kind, h, w)
 
 
+@functools.lru_cache(maxsize=8192)
+def _templates(kinds: tuple[str, ...], h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+  """([K, h, w] templates, [K] log aspect ratios) for a component's box."""
+  stack = np.stack([template(k, h, w) for k in kinds])
+  return stack, np.log([masks.aspect(k) for k in kinds])
+
+
 def classify(component: np.ndarray, kinds: tuple[str, ...] = vocab.KINDS) -> tuple[str, float]:
   """(kind, error) for a [h, w] bool mask cropped to its bounding box."""
   h, w = component.shape
-  obs = component.astype(np.float32)
-  log_aspect = np.log(h / w)
-  best, best_err = kinds[0], np.inf
-  for kind in kinds:
-    err = np.abs(obs - template(kind, h, w)).mean()
-    err += _ASPECT_WEIGHT * abs(log_aspect - np.log(masks.aspect(kind)))
-    if err < best_err:
-      best, best_err = kind, float(err)
-  return best, best_err
+  stack, log_aspects = _templates(tuple(kinds), h, w)  # [K, h, w], [K]
+  errors = np.abs(component.astype(np.float32) - stack).mean(axis=(1, 2))  # [K]
+  errors += _ASPECT_WEIGHT * np.abs(np.log(h / w) - log_aspects)
+  best = int(errors.argmin())
+  return kinds[best], float(errors[best])
 
 
 def estimate_size(kind: str, h: int, w: int, resolution: int) -> str:
@@ -106,26 +156,6 @@ def estimate_size(kind: str, h: int, w: int, resolution: int) -> str:
 def default_min_area(resolution: int) -> int:
   """A tenth of the smallest object's box: keeps objects, drops speckle."""
   return max(4, int(0.1 * vocab.size_px(vocab.SIZE_NAMES[0], resolution) ** 2))
-
-
-def colour_regions(image: np.ndarray, threshold: float = COLOUR_THRESHOLD) -> dict[int, np.ndarray]:
-  """{palette index: [H, W] bool} for every colour present.
-
-  A region is its colour's confident pixels plus the unclaimed pixels touching
-  them that are closer to the colour than to the background: a blurred edge
-  then splits where coverage is one half, the renderer's own rule.
-  """
-  pixels = np.asarray(image)[..., :3].astype(np.float32)  # [H, W, 3]
-  labels = snap_colours(image, threshold)  # [H, W]
-  unclaimed = labels < 0
-  d2_background = ((pixels - np.float32(vocab.BACKGROUND)) ** 2).sum(-1)  # [H, W]
-  regions = {}
-  for index in np.unique(labels[labels >= 0]):
-    core = labels == index
-    d2 = ((pixels - np.float32(vocab.COLOURS[vocab.COLOUR_NAMES[index]])) ** 2).sum(-1)
-    near = ndimage.binary_dilation(core, structure=_EIGHT_CONNECTED)
-    regions[int(index)] = core | (unclaimed & near & (d2 < d2_background))
-  return regions
 
 
 def analyze(image: np.ndarray, *, colour_threshold: float = COLOUR_THRESHOLD,

@@ -16,7 +16,8 @@ from unified_mm.data.shapes.spec import CATEGORIES, Item, PromptSpec, make_spec
 DEFAULT_BINDING_COUNTS: tuple[int, ...] = (2, 4, 6, 8, 12, 16, 20)
 # Counting prompts ask for two to four objects, as GenEval's do.
 _COUNTS = (2, 3, 4)
-_MAX_POSITION_TRIES = 100
+# Only "position" can fail (two objects too close for a clear relation).
+_MAX_TRIES = 100
 
 
 def _distinct_pairs(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
@@ -57,8 +58,7 @@ def sample_prompt(rng_or_seed: Any, category: str, num_objects: int | None = Non
   objects for "binding"; the other categories ignore it.
   """
   rng = as_rng(rng_or_seed)
-  style = "binding" if category == "binding" else category
-  for _ in range(_MAX_POSITION_TRIES):
+  for _ in range(_MAX_TRIES):
     scene = _scene_for(rng, category, num_objects, resolution)
     if category == "binding":
       # Every object, each with its colour: "a red circle, ... and a blue star".
@@ -70,7 +70,7 @@ def sample_prompt(rng_or_seed: Any, category: str, num_objects: int | None = Non
       spec = make_spec((Item(o.kind, colour, count=len(scene.objects), exact=True),))
       return captions.write(spec, rng), spec, scene
     try:
-      text, spec = captions.describe(scene, rng, style)
+      text, spec = captions.describe(scene, rng, category)
       return text, spec, scene
     except ValueError:
       continue  # two objects too close for a clear relation: place again
