@@ -28,6 +28,8 @@ def _setup_logging(level: str) -> None:
 
 
 def run(args) -> int:
+  from unified_mm.parallel import distributed
+  distributed.initialize()  # before any JAX call: joins a multi-process run (no-op alone)
   from unified_mm.config.loading import load_config
   from unified_mm.config.validation import validate
 

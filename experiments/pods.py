@@ -1,0 +1,60 @@
+"""Pod presets: an `experiments/lm.py` model on a named topology, with its mesh.
+
+    umm plan   --config experiments/pods.py:chameleon_7b@v5p-256
+    umm launch --config experiments/pods.py:chameleon_7b@v5p-256 --target tpu-pod \\
+        --name my-v5p --zone us-east5-a --workdir gs://my-bucket/runs/chameleon_7b
+    umm launch --config experiments/pods.py:llamagen_gpt_xl@2xv5p-256 --target gke ...
+    umm launch --config experiments/pods.py:llamagen_gpt_3b@h100-16 --target slurm \\
+        --nodes 2 --gpus-per-node 8 ...
+
+`get_config("<model>@<topology>")`: <model> is any lm.py variant; <topology>
+one slice (`v5p-256`, `v5e-16`, `v6e-256`, `v4-8`), several slices over DCN
+(`2xv5p-256`: mesh.dcn_data=2, the data axis spans slices), or GPU hosts of 8
+(`h100-16`: FSDP inside a host over NVLink, data parallel across hosts).
+The delta on the model preset is small: the mesh, `topology` (read by
+`umm plan` and `umm launch`), full remat for models of 1B parameters and up,
+and a global batch of at least one row per device. Expected: `umm plan`
+reports that each preset below fits (see docs/launch.md for the figures).
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+from unified_mm.config.base import mesh_config
+from unified_mm.config.loading import load_config
+from unified_mm.plan.hardware import parse_topology
+
+_LM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lm.py")
+
+# Models whose activations need full remat to fit HBM at their preset batch.
+_REMAT_FULL = ("llamagen_gpt_xl", "llamagen_gpt_xxl", "llamagen_gpt_3b", "chameleon_7b")
+
+
+def pod_mesh(topology: str) -> ml_collections.ConfigDict:
+  """FSDP over the fast interconnect (a slice's ICI, a host's NVLink), data beyond it."""
+  topo = parse_topology(topology)
+  if topo.is_tpu:
+    return mesh_config(data=1, fsdp=-1, tensor=1, dcn_data=topo.num_slices)
+  return mesh_config(data=-1, fsdp=topo.chips_per_host, tensor=1)
+
+
+def pod_config(model: str, topology: str) -> ml_collections.ConfigDict:
+  config = load_config(f"{_LM}:{model}")
+  config.unlock()
+  topo = parse_topology(topology)
+  config.mesh = pod_mesh(topology)
+  config.topology = topology
+  if model in _REMAT_FULL:
+    config.model.remat = "full"
+  config.train.batch_size = max(int(config.train.batch_size), topo.num_devices)
+  return config
+
+
+def get_config(arg: str = "chameleon_7b@v5p-256") -> ml_collections.ConfigDict:
+  model, sep, topology = arg.partition("@")
+  if not sep:
+    raise KeyError(f"{arg}: expected <lm.py variant>@<topology>, e.g. chameleon_7b@v5p-256")
+  return pod_config(model, topology)
