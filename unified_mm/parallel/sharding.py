@@ -41,8 +41,19 @@ def rules_from_config(rules) -> Rules:
 
 
 def logical_to_spec(names: Sequence[str | None], rules: Rules) -> PartitionSpec:
+  # A mesh axis can shard one dimension only; as in Flax's own rule matching,
+  # a later dimension whose mesh axes are taken stays unsharded (e.g. an
+  # activation's `embed` when `batch` already uses `fsdp`).
   table = dict(rules)
-  return PartitionSpec(*(table.get(n) if n is not None else None for n in names))
+  used, spec = set(), []
+  for n in names:
+    axes = table.get(n) if n is not None else None
+    flat = axes if isinstance(axes, tuple) else (() if axes is None else (axes,))
+    if any(a in used for a in flat):
+      axes, flat = None, ()
+    used.update(flat)
+    spec.append(axes)
+  return PartitionSpec(*spec)
 
 
 def named_sharding(mesh, names: Sequence[str | None], rules: Rules) -> NamedSharding:

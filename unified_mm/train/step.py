@@ -59,7 +59,7 @@ def make_train_step(task, model_def: ModelDef, tx: optax.GradientTransformation,
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema = ema_update(state.ema, params, ema_decay) if state.ema is not None else None
-    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
+    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads),
                    lr=schedule(state.step))
     new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema=ema)
     return new_state, metrics

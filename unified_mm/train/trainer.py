@@ -8,14 +8,17 @@ the model is.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import pathlib
 import time
+from collections.abc import Callable
 
 import jax
 import numpy as np
+import optax
 
 from unified_mm.config.validation import validate
 from unified_mm.parallel.mesh import make_mesh, mesh_shape
@@ -26,7 +29,8 @@ from unified_mm.train.optim import make_optimizer
 from unified_mm.train.preemption import PreemptionFlag
 from unified_mm.train.progress import Progress
 from unified_mm.train.restore import restore_or_init
-from unified_mm.train.state import abstract_model, make_init_fn, state_sharding, with_shardings
+from unified_mm.train.state import (ModelDef, TrainState, abstract_model, make_init_fn,
+                                    state_sharding, with_shardings)
 from unified_mm.train.step import jit_train_step, make_train_step
 
 log = logging.getLogger("unified_mm.train")
@@ -48,6 +52,30 @@ def _describe(abstract_state, shardings) -> str:
       math.prod(s.shard_shape(a.shape)) * a.dtype.itemsize
       for a, s in zip(jax.tree.leaves(abstract_state), jax.tree.leaves(shardings)))
   return f"{count / 1e6:.3f}M params, train state {per_device / 2**20:.1f} MiB per device"
+
+
+@dataclasses.dataclass(frozen=True)
+class StatePlan:
+  """Everything known about the train state before any array exists."""
+  model_def: ModelDef
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  use_ema: bool
+  init_fn: Callable[[], TrainState]
+  shardings: TrainState   # of NamedSharding
+  target: TrainState      # of ShapeDtypeStruct with those shardings (restore target)
+
+
+def plan_state(task, config, mesh, rules) -> StatePlan:
+  model_def, abstract_params, param_shardings = abstract_model(task, config.seed, mesh, rules)
+  tx, schedule = make_optimizer(config.optim, int(config.train.steps), abstract_params)
+  use_ema = config.optim.ema_decay > 0
+  init_fn = make_init_fn(task, config.seed, tx, use_ema)
+  with activate(mesh, rules):
+    abstract_state = jax.eval_shape(init_fn)
+  shardings = state_sharding(abstract_state, param_shardings, mesh)
+  return StatePlan(model_def, tx, schedule, use_ema, init_fn, shardings,
+                   with_shardings(abstract_state, shardings))
 
 
 def train_and_evaluate(config, workdir, *, task=None, devices=None):
@@ -77,31 +105,25 @@ def train_and_evaluate(config, workdir, *, task=None, devices=None):
   batch_shardings = {k: named_sharding(mesh, axes, rules) for k, axes in task.batch_axes().items()}
 
   # ---- Shapes first (eval_shape): a config that cannot fit fails here -------
-  model_def, abstract_params, param_shardings = abstract_model(task, config.seed, mesh, rules)
-  tx, schedule = make_optimizer(config.optim, total_steps, abstract_params)
-  use_ema = config.optim.ema_decay > 0
-  init_fn = make_init_fn(task, config.seed, tx, use_ema)
-  with activate(mesh, rules):
-    abstract_state = jax.eval_shape(init_fn)
-  shardings = state_sharding(abstract_state, param_shardings, mesh)
-  target = with_shardings(abstract_state, shardings)
-  log.info("%s", _describe(abstract_state, shardings))
+  plan = plan_state(task, config, mesh, rules)
+  log.info("%s", _describe(plan.target, plan.shardings))
 
   # ---- Restore or init (init is jitted with out_shardings: no host holds it all)
   ckpts = Checkpoints(checkpoint_dir(workdir), config.ckpt)
   with activate(mesh, rules):
-    init = jax.jit(init_fn, out_shardings=shardings)
-    state, data_state = restore_or_init(ckpts, config, target, init, tx, use_ema, shardings)
+    init = jax.jit(plan.init_fn, out_shardings=plan.shardings)
+    state, data_state = restore_or_init(ckpts, config, plan.target, init, plan.tx,
+                                        plan.use_ema, plan.shardings)
   if data_state is not None:
     data.set_state(data_state)
 
   train_step = jit_train_step(
-      make_train_step(task, model_def, tx, schedule, seed=config.seed,
+      make_train_step(task, plan.model_def, plan.tx, plan.schedule, seed=config.seed,
                       grad_accum_steps=config.train.grad_accum_steps,
                       ema_decay=config.optim.ema_decay),
-      shardings, batch_shardings)
+      plan.shardings, batch_shardings)
 
-  loop = _Loop(config, workdir, task, model_def, ckpts, data, batch_shardings)
+  loop = _Loop(config, workdir, task, plan.model_def, ckpts, data, batch_shardings)
   try:
     with activate(mesh, rules), PreemptionFlag() as preempt:
       state = loop.run(state, train_step, preempt)
@@ -201,6 +223,7 @@ class _Loop:
     self.tokens, self.steps_interval, self.t_interval = 0, 0, time.perf_counter()
 
   def _evaluate(self, step: int, state) -> None:
+    t0 = time.perf_counter()
     model = self.model_def.module(state.ema if state.ema is not None else state.params)
     scalars = {}
     for evaluator in self.task.evaluators():
@@ -210,6 +233,7 @@ class _Loop:
       self.writer.write(step, scalars)
       log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
     self.eval_metrics = dict(scalars, step=step)
+    self.t_interval += time.perf_counter() - t0  # evaluation is not training time
 
   def _save(self, step: int, state, force: bool) -> None:
     self._check()  # never save a poisoned state
