@@ -1,0 +1,53 @@
+"""`umm data ...` run through the real CLI entry point (in process, to stay fast)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from unified_mm.cli.main import main
+from unified_mm.data.sources.array_record_source import ArrayRecordSource
+from unified_mm.data.sources.shapes_source import ShapesSource
+from unified_mm.data.text_tokenizer import load_tokenizer
+
+
+def test_preview_writes_a_grid_png(tmp_path):
+  out = tmp_path / "grid.png"
+  assert main(["data", "preview", "--out", str(out), "--n", "8", "--seed", "1"]) == 0
+  img = Image.open(out)
+  assert img.format == "PNG" and img.width > 4 * 64 and img.height > 2 * 64
+  pixels = np.asarray(img.convert("RGB"))
+  # Scenes are drawn: the shapes world's grey background fills much of the sheet.
+  assert (pixels == 128).all(axis=-1).mean() > 0.2
+
+
+def test_tokenizer_command(tmp_path):
+  corpus = tmp_path / "c.txt"
+  corpus.write_text("\n".join(f"a small {c} square" for c in ("red", "green", "blue")) * 50)
+  assert main(["data", "tokenizer", "--out", str(tmp_path / "tok"), "--corpus", str(corpus),
+               "--vocab-size", "300"]) == 0
+  tok = load_tokenizer(tmp_path / "tok")
+  assert tok.decode(tok.encode("a small red square!")) == "a small red square!"
+
+
+def test_build_shapes_then_bench_reads_it(tmp_path, capsys):
+  out = tmp_path / "shapes.array_record"
+  assert main(["data", "build", "--source", "shapes", "--limit", "12", "--out", str(out),
+               "--codes", "stand_in"]) == 0
+  back = ArrayRecordSource(str(out))
+  want = ShapesSource(edit_turns=1)
+  assert len(back) == 12 and back[3]["caption"] == want[3]["caption"]
+  assert back[3]["codes"].shape == (8, 8)
+  capsys.readouterr()
+  assert main(["data", "bench", "--batches", "2", "--warmup", "1", "--batch-size", "2",
+               "--config.data.source=array_record", f"--config.data.path={out}",
+               "--config.data.seq_len=200"]) == 0
+  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert result["source"] == "array_record" and result["examples_per_s"] > 0
+  assert 0 < result["fill"] <= 1
+
+
+def test_build_shapes_needs_a_limit(tmp_path):
+  assert main(["data", "build", "--source", "shapes", "--out", str(tmp_path / "x")]) == 2

@@ -1,0 +1,170 @@
+"""`umm data {preview,tokenizer,build,tfds,bench}`: look at, prepare and time the data.
+
+    umm data preview   --out grid.png [--n 16 --seed 0 --edits] [--source wds --path 'shards/*.tar']
+    umm data tokenizer --out DIR [--corpus FILE] [--vocab-size 512]
+    umm data tfds      --images DIR --out DATA_DIR          (NAME.png + NAME.txt -> TFDS ArrayRecord)
+    umm data build     --source {shapes,tfds,wds,array_record} [--path P] --out FILE.array_record
+                       [--limit N] [--codes stand_in]
+    umm data bench     [--batches 30 --batch-size 8] [--config.data.num_workers=2 ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+HELP = "Preview, tokenize, build and benchmark training data."
+
+
+def add_arguments(parser) -> None:
+  sub = parser.add_subparsers(dest="action", required=True)
+  p = sub.add_parser("preview", help="PNG grid of records with their captions")
+  p.add_argument("--out", required=True)
+  p.add_argument("--n", type=int, default=16)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--edits", action="store_true", help="show each scene next to its edit")
+  _source_args(p)
+  p = sub.add_parser("tokenizer", help="train the SentencePiece text tokenizer")
+  p.add_argument("--out", required=True, help="directory for text_tokenizer.model")
+  p.add_argument("--corpus", default="", help="UTF-8 text, one sentence a line (default: shapes)")
+  p.add_argument("--vocab-size", type=int, default=512)
+  p.add_argument("--records", type=int, default=1500, help="shapes records in the default corpus")
+  p = sub.add_parser("tfds", help="build a TFDS data set from NAME.png + NAME.txt files")
+  p.add_argument("--images", required=True)
+  p.add_argument("--out", required=True, help="TFDS data_dir")
+  p = sub.add_parser("build", help="materialise a source to one ArrayRecord file")
+  p.add_argument("--out", required=True)
+  p.add_argument("--limit", type=int, default=None, help="records (required for shapes)")
+  p.add_argument("--image-format", choices=("png", "raw"), default="png")
+  p.add_argument("--codes", choices=("none", "stand_in"), default="none",
+                 help="also store pre-tokenised image codes")
+  _source_args(p)
+  p = sub.add_parser("bench", help="examples/s of the training pipeline")
+  p.add_argument("--batches", type=int, default=30)
+  p.add_argument("--warmup", type=int, default=3)
+  p.add_argument("--batch-size", type=int, default=8)
+
+
+def _source_args(p) -> None:
+  p.add_argument("--source", default="shapes", choices=("shapes", "array_record", "tfds", "wds"))
+  p.add_argument("--path", default="", help="files/globs (comma-separated) or a TFDS dir")
+  p.add_argument("--image-size", type=int, default=64)
+  p.add_argument("--max-objects", type=int, default=4)
+  p.add_argument("--edit-turns", type=int, default=1)
+  p.add_argument("--data-seed", type=int, default=0, help="shapes world seed")
+
+
+def _data_config(args, overrides=()):
+  from unified_mm.config.loading import apply_overrides  # noqa: PLC0415
+  from unified_mm.data.config import default_data_config  # noqa: PLC0415
+  kw = {}
+  if hasattr(args, "source"):
+    kw = dict(source=args.source, path=args.path, image_size=args.image_size,
+              max_objects=args.max_objects, edit_turns=args.edit_turns, seed=args.data_seed)
+  data = default_data_config(**kw)
+  if overrides:
+    import ml_collections  # noqa: PLC0415
+    data = apply_overrides(ml_collections.ConfigDict({"data": data}), overrides).data
+  return data
+
+
+def _preview(args) -> int:
+  import numpy as np  # noqa: PLC0415
+
+  from unified_mm.data.decode import decode_image  # noqa: PLC0415
+  from unified_mm.data.shapes.preview import preview_grid  # noqa: PLC0415
+  from unified_mm.data.sources.registry import make_source  # noqa: PLC0415
+  data = _data_config(args)
+  source = make_source(data)
+  rng = np.random.default_rng(args.seed)
+  indices = rng.choice(len(source), size=min(args.n, len(source)), replace=False)
+  images, captions = [], []
+  for i in indices:
+    r = source[int(i)]
+    try:
+      image = decode_image(r["image"], data.image_size)
+    except Exception as e:  # noqa: BLE001 (a preview shows bad records, it does not stop)
+      image, r = np.zeros((data.image_size,) * 2 + (3,), np.uint8), {"caption": f"[{e}]"}
+    images.append(image)
+    captions.append(f"#{int(i)}: {r.get('caption') or r.get('error', '')}")
+    if args.edits and r.get("edits"):
+      for e in r["edits"]:
+        images.append(decode_image(e["image"], data.image_size))
+        captions.append(f"-> {e['instruction']}")
+  preview_grid(images, captions, args.out, cols=4 if not args.edits else 2 * (1 + data.edit_turns))
+  print(f"wrote {args.out}: {len(images)} images")
+  return 0
+
+
+def _tokenizer(args) -> int:
+  from unified_mm.data.sources.shapes_source import shapes_corpus  # noqa: PLC0415
+  from unified_mm.data.text_tokenizer import read_corpus, train_tokenizer  # noqa: PLC0415
+  corpus = read_corpus(args.corpus) if args.corpus else shapes_corpus(args.records)
+  tok = train_tokenizer(corpus, args.vocab_size)
+  path = tok.save(args.out)
+  print(f"wrote {path}: {tok.vocab_size} pieces")
+  return 0
+
+
+def _build(args) -> int:
+  from unified_mm.data.build import build_array_record  # noqa: PLC0415
+  from unified_mm.data.sources.registry import make_source  # noqa: PLC0415
+  data = _data_config(args)
+  if args.source == "shapes" and args.limit is None:
+    print("umm data build: the shapes source is endless; pass --limit N", file=sys.stderr)
+    return 2
+  codes_fn = None
+  if args.codes == "stand_in":
+    from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
+    codes_fn = StandInCodes(data.stand_in_grid, data.stand_in_levels)
+  t = time.perf_counter()
+  n = build_array_record(make_source(data), args.out, limit=args.limit,
+                         image_format=args.image_format, codes_fn=codes_fn)
+  print(f"wrote {args.out}: {n} records in {time.perf_counter() - t:.1f}s")
+  return 0
+
+
+def _tfds(args) -> int:
+  from unified_mm.data.sources.tfds_builder import build_tfds  # noqa: PLC0415
+  path = build_tfds(args.images, args.out)
+  print(f"built {path} (read it with --source tfds --path {path})")
+  return 0
+
+
+def _bench(args) -> int:
+  from unified_mm.data.pipeline import load_or_train_tokenizer, make_train_iterator  # noqa: PLC0415
+  from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
+  from unified_mm.data.vocab import Vocab  # noqa: PLC0415
+  data = _data_config(args, args.overrides)
+  tok = load_or_train_tokenizer(data)
+  codes_fn = StandInCodes(data.stand_in_grid, data.stand_in_levels)
+  vocab = Vocab(text_size=tok.vocab_size, image_codes=codes_fn.num_codes)
+  t0 = time.perf_counter()
+  with make_train_iterator(data, vocab, codes_fn, 0, 1, args.batch_size, tokenizer=tok) as it:
+    for _ in range(args.warmup):
+      next(it)
+    start = it.stats()
+    t1 = time.perf_counter()
+    used = 0
+    for _ in range(args.batches):
+      used += int((next(it)["segment_ids"] > 0).sum())
+    dt = time.perf_counter() - t1
+    end = it.stats()
+  examples = end["data/examples"] - start["data/examples"]
+  result = {"source": data.source, "num_workers": data.num_workers, "seq_len": data.seq_len,
+            "batch_size": args.batch_size, "batches": args.batches,
+            "startup_s": round(t1 - t0, 2), "examples_per_s": round(examples / dt, 1),
+            "rows_per_s": round(args.batches * args.batch_size / dt, 1),
+            "tokens_per_s": round(used / dt), "fill": round(used / (args.batches * args.batch_size
+                                                                     * data.seq_len), 3)}
+  print(json.dumps(result))
+  return 0
+
+
+def run(args) -> int:
+  if args.action != "bench" and args.overrides:
+    print(f"umm data {args.action}: --config.* overrides apply to bench only", file=sys.stderr)
+    return 2
+  return {"preview": _preview, "tokenizer": _tokenizer, "build": _build, "tfds": _tfds,
+          "bench": _bench}[args.action](args)
