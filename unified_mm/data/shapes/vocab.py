@@ -41,6 +41,7 @@ PLURALS: dict[str, str] = {k: ("crosses" if k == "cross" else k + "s") for k in 
 # reliably, so resolutions below 64 render shapes the analyzer may confuse.
 SIZES: dict[str, float] = {"small": 0.16, "medium": 0.23, "large": 0.32}
 SIZE_NAMES: tuple[str, ...] = tuple(SIZES)
+# Below 5 px the pointed kinds lose their tips entirely and all look alike.
 MIN_SIZE_PX = 5
 
 NUMBER_WORDS: tuple[str, ...] = (
