@@ -120,15 +120,20 @@ class TrainIterator:
 
 
 def make_train_iterator(data: ml_collections.ConfigDict, vocab: Vocab, codes_fn: CodesFn,
-                        process_index: int, process_count: int, local_batch_size: int,
-                        seq_len: int | None = None, *, tokenizer: TextTokenizer | None = None,
-                        source=None, drop_remainder: bool = True) -> TrainIterator:
+                        process_index: int | None, process_count: int | None,
+                        local_batch_size: int, seq_len: int | None = None, *,
+                        tokenizer: TextTokenizer | None = None, source=None,
+                        drop_remainder: bool = True) -> TrainIterator:
   """This host's training batches: int32 [local_batch_size, seq_len] numpy dicts.
 
   `codes_fn(images uint8 [B, H, W, 3]) -> int codes [B, h, w]` (the image
   tokenizer, or `StandInCodes`); codes are offset into `vocab`'s image range.
+  `process_index/count` None: this JAX process's shard (`ShardByJaxProcess`).
   `seq_len` defaults to `data.seq_len`. Call `close()` when done (worker processes).
   """
+  if process_index is None or process_count is None:
+    shard = grain.sharding.ShardByJaxProcess()
+    process_index, process_count = shard.shard_index, shard.shard_count
   tokenizer = tokenizer or load_or_train_tokenizer(data)
   ds = make_dataset(data, vocab=vocab, tokenizer=tokenizer, codes_fn=codes_fn,
                     process_index=process_index, process_count=process_count,

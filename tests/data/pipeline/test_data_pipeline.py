@@ -139,11 +139,13 @@ def test_resume_is_byte_exact_with_worker_processes(vocab, tokenizer, codes_fn, 
 
 
 def test_same_config_same_batches_and_seed_changes_them(vocab, tokenizer, codes_fn):
-  def first_batches(cfg):
-    with make_train_iterator(cfg, vocab, codes_fn, 0, 1, 2, tokenizer=tokenizer) as it:
+  def first_batches(cfg, host=0, hosts=1):
+    with make_train_iterator(cfg, vocab, codes_fn, host, hosts, 2, tokenizer=tokenizer) as it:
       return take(it, 2)
   a = first_batches(shapes_config())
   assert_batches_equal(a, first_batches(shapes_config()))
+  # No process index given: the JAX process's shard (process 0 of 1 here).
+  assert_batches_equal(a, first_batches(shapes_config(), None, None))
   b = first_batches(shapes_config(seed=1))
   assert a[0]["tokens"].tobytes() != b[0]["tokens"].tobytes()
 
