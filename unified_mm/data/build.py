@@ -14,6 +14,7 @@ import numpy as np
 from array_record.python import array_record_module
 
 from unified_mm.data import record_codec
+from unified_mm.data.record_codec import edits_of
 from unified_mm.data.decode import encode_png
 
 
@@ -44,8 +45,7 @@ def build_array_record(source, out: str | pathlib.Path, *, limit: int | None = N
   try:
     for i in range(n):
       record = _prepare(source[i], image_format, codes_fn)
-      if record.get("edits"):
-        record["edits"] = [_prepare(e, image_format, codes_fn) for e in record["edits"]]
+      record["edits"] = [_prepare(e, image_format, codes_fn) for e in edits_of(record)]
       writer.write(record_codec.encode(record))
   finally:
     writer.close()

@@ -18,6 +18,7 @@ from unified_mm.data import sequences
 from unified_mm.data.bad_records import BadRecord, counts_vector
 from unified_mm.data.config import DOC_KINDS
 from unified_mm.data.decode import decode_image
+from unified_mm.data.record_codec import edits_of
 from unified_mm.data.text_tokenizer import TextTokenizer
 from unified_mm.data.vocab import Vocab
 
@@ -82,10 +83,14 @@ class RecordToDocument:
     if record.get("error"):
       raise BadRecord(record["error"], "reported by the source")
     rng = np.random.default_rng([self.seed, index])
-    kind = self._kind(rng, bool(record.get("edits")))
+    edits = record.get("edits")
+    kind = self._kind(rng, callable(edits) or bool(edits))
     caption = self._text(record.get("caption"), "caption")
     if kind == "edit":
-      edits = record["edits"]
+      edits = edits_of(record)
+    if kind == "edit" and not edits:  # a lazy chain that found no applicable edit
+      kind = "caption_to_image"
+    if kind == "edit":
       instructions = [self._text(e.get("instruction"), "instruction") for e in edits]
       codes = self._codes([record, *edits])
       parts = sequences.edit(self.vocab, codes, instructions)

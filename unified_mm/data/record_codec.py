@@ -5,7 +5,9 @@ A record is the dict every source yields:
   caption   str
   image     encoded bytes (PNG/JPEG) or a uint8 pixel array
   codes     optional pre-tokenised image codes (int array [h, w])
-  edits     optional list of {"instruction": str, "image": ..., "codes": ...}
+  edits     optional list of {"instruction": str, "image": ..., "codes": ...},
+            or a zero-argument callable returning it, for sources that build
+            edits only when a document uses them (read it with `edits_of`)
   meta      optional JSON string (the shapes scene graph, a URL, ...)
 
 Layout: b"UMR1", a little-endian u32 header length, a JSON header, then the
@@ -35,6 +37,11 @@ def _blob(value) -> tuple[dict[str, Any], bytes]:
   return {"kind": "bytes"}, bytes(value)
 
 
+def edits_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+  edits = record.get("edits") or []
+  return list(edits()) if callable(edits) else list(edits)
+
+
 def encode(record: dict[str, Any]) -> bytes:
   header: dict[str, Any] = {k: record[k] for k in ("caption", "meta", "error") if k in record}
   blobs: list[bytes] = []
@@ -47,9 +54,10 @@ def encode(record: dict[str, Any]) -> bytes:
         blobs.append(data)
 
   put(record, header)
-  if record.get("edits"):
+  edits = edits_of(record)
+  if edits:
     header["edits"] = []
-    for e in record["edits"]:
+    for e in edits:
       h = {"instruction": e["instruction"]}
       put(e, h)
       header["edits"].append(h)

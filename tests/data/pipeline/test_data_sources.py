@@ -9,6 +9,7 @@ from conftest import (BAD_CASES, SIZE, all_bad_items, bad_count, good_pairs, png
 
 from unified_mm.data.build import build_array_record
 from unified_mm.data.decode import decode_image
+from unified_mm.data.record_codec import edits_of
 from unified_mm.data.pipeline import make_train_iterator
 from unified_mm.data.sources.array_record_source import ArrayRecordSource
 from unified_mm.data.sources.shapes_source import ShapesSource
@@ -50,7 +51,9 @@ def test_shapes_source_is_a_pure_function_of_seed_and_index():
     ra, rb = a[i], b[i]
     assert ra["caption"] == rb["caption"] and ra["meta"] == rb["meta"]
     np.testing.assert_array_equal(ra["image"], rb["image"])
-    assert [e["instruction"] for e in ra["edits"]] == [e["instruction"] for e in rb["edits"]]
+    assert [e["instruction"] for e in edits_of(ra)] == [e["instruction"] for e in edits_of(rb)]
+    assert edits_of(ra) and [e["instruction"] for e in edits_of(ra)] == \
+        [e["instruction"] for e in edits_of(ra)]  # the lazy chain is a pure function too
   assert ShapesSource(seed=4)[0]["meta"] != a[0]["meta"]
   assert a[0]["image"].shape == (64, 64, 3) and a[0]["image"].dtype == np.uint8
 
@@ -65,7 +68,7 @@ def test_shapes_source_builds_to_array_record_and_back(tmp_path):
     want, got = shapes[i], back[i]
     assert got["caption"] == want["caption"] and got["meta"] == want["meta"]
     np.testing.assert_array_equal(decode_image(got["image"], SIZE * 4), want["image"])
-    for we, ge in zip(want["edits"], got["edits"], strict=True):
+    for we, ge in zip(edits_of(want), got["edits"], strict=True):
       assert ge["instruction"] == we["instruction"]
       np.testing.assert_array_equal(decode_image(ge["image"], SIZE * 4), we["image"])
 

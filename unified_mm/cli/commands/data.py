@@ -73,6 +73,7 @@ def _preview(args) -> int:
   import numpy as np  # noqa: PLC0415
 
   from unified_mm.data.decode import decode_image  # noqa: PLC0415
+  from unified_mm.data.record_codec import edits_of  # noqa: PLC0415
   from unified_mm.data.shapes.preview import preview_grid  # noqa: PLC0415
   from unified_mm.data.sources.registry import make_source  # noqa: PLC0415
   data = _data_config(args)
@@ -88,8 +89,8 @@ def _preview(args) -> int:
       image, r = np.zeros((data.image_size,) * 2 + (3,), np.uint8), {"caption": f"[{e}]"}
     images.append(image)
     captions.append(f"#{int(i)}: {r.get('caption') or r.get('error', '')}")
-    if args.edits and r.get("edits"):
-      for e in r["edits"]:
+    if args.edits:
+      for e in edits_of(r):
         images.append(decode_image(e["image"], data.image_size))
         captions.append(f"-> {e['instruction']}")
   preview_grid(images, captions, args.out, cols=4 if not args.edits else 2 * (1 + data.edit_turns))
@@ -145,16 +146,18 @@ def _bench(args) -> int:
     for _ in range(args.warmup):
       next(it)
     start = it.stats()
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     used = 0
     for _ in range(args.batches):
       used += int((next(it)["segment_ids"] > 0).sum())
-    dt = time.perf_counter() - t1
+    dt, cpu = time.perf_counter() - t1, time.process_time() - c1
     end = it.stats()
   examples = end["data/examples"] - start["data/examples"]
   result = {"source": data.source, "num_workers": data.num_workers, "seq_len": data.seq_len,
             "batch_size": args.batch_size, "batches": args.batches,
             "startup_s": round(t1 - t0, 2), "examples_per_s": round(examples / dt, 1),
+            # CPU seconds of this process only: with workers, most work is theirs.
+            "examples_per_main_cpu_s": round(examples / max(cpu, 1e-9), 1),
             "rows_per_s": round(args.batches * args.batch_size / dt, 1),
             "tokens_per_s": round(used / dt), "fill": round(used / (args.batches * args.batch_size
                                                                      * data.seq_len), 3)}

@@ -1,19 +1,21 @@
 """The built-in shapes world as an endless, random-access Grain source.
 
 Record `i` of seed `s` is a pure function of (s, i): the scene is
-`scene_for_index(s, i)`, the caption and the edit chain draw from
-`default_rng([s, i, 1])`. Any worker can therefore produce any record, and a
+`scene_for_index(s, i)`, the caption draws from `default_rng([s, i, 1])`, the
+edit chain from `default_rng([s, i, 2])`. Any worker can therefore produce any record, and a
 resumed run regenerates exactly the records it would have read.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from unified_mm.data.record_codec import edits_of
 from unified_mm.data.shapes import captions, vocab
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import scene_for_index
@@ -23,7 +25,10 @@ ENDLESS = 2 ** 40
 
 
 class ShapesSource:
-  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "meta", "edits"}."""
+  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "meta", "edits"}.
+
+  "edits" is a zero-argument callable (see `record_codec.edits_of`).
+  """
 
   def __init__(self, seed: int = 0, resolution: int = 64, max_objects: int = 4,
                min_objects: int = 1, edit_turns: int = 0, length: int = ENDLESS):
@@ -47,15 +52,22 @@ class ShapesSource:
     record = {"image": render(scene), "caption": captions.caption(scene, rng),
               "meta": json.dumps({"scene": scene.to_dict(), "index": index})}
     if self.edit_turns:
-      from unified_mm.data.shapes import edits  # noqa: PLC0415 (written alongside)
-      record["edits"] = []
-      for _ in range(self.edit_turns):
-        try:
-          instruction, scene = edits.sample_edit(scene, rng)
-        except ValueError:  # no edit applies (e.g. nothing left to remove): a shorter chain
-          break
-        record["edits"].append({"instruction": instruction, "image": render(scene)})
+      # Most documents are not edit documents: the chain is built only if used.
+      record["edits"] = functools.partial(self.edit_chain, scene, index)
     return record
+
+  def edit_chain(self, scene, index: int) -> list[dict[str, Any]]:
+    """Up to `edit_turns` edits of `scene`; shorter when no edit applies."""
+    from unified_mm.data.shapes import edits  # noqa: PLC0415 (written alongside)
+    rng = np.random.default_rng([self.seed, index, 2])
+    chain = []
+    for _ in range(self.edit_turns):
+      try:
+        instruction, scene = edits.sample_edit(scene, rng)
+      except ValueError:  # no edit applies (e.g. nothing left to remove)
+        break
+      chain.append({"instruction": instruction, "image": render(scene)})
+    return chain
 
   def __repr__(self) -> str:
     return (f"ShapesSource(seed={self.seed}, resolution={self.resolution}, "
@@ -77,5 +89,5 @@ def shapes_corpus(num_records: int = 1500, seed: int = 0, max_objects: int = 4,
   for i in range(num_records):
     record = source[i]
     yield record["caption"]
-    for e in record.get("edits", ()):
+    for e in edits_of(record):
       yield e["instruction"]
