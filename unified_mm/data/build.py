@@ -23,7 +23,7 @@ def _prepare(part: dict[str, Any], image_format: str, codes_fn) -> dict[str, Any
   image = part.get("image")
   if isinstance(image, np.ndarray):
     if codes_fn is not None:
-      out["codes"] = np.asarray(codes_fn(image[None])[0], np.int16)
+      out["codes"] = np.asarray(codes_fn(image[None])[0], np.int32)
     if image_format == "png":
       out["image"] = encode_png(image)
   return out

@@ -24,6 +24,12 @@ def test_layouts(vocab):
   assert ids(sequences.image_to_caption(vocab, text, c)) == [vocab.bos, *img, 5, 6, 7, vocab.eos]
   assert ids(sequences.edit(vocab, [c, c], [text])) == [
       vocab.bos, *img, 5, 6, 7, vocab.sep, *img, vocab.eos]
+  two_turns = sequences.edit(vocab, [c, c, c], [text, text[:1]])
+  assert ids(two_turns) == [vocab.bos, *img, 5, 6, 7, vocab.sep, *img, 5, vocab.sep, *img,
+                            vocab.eos]
+  ex = sequences.to_example(vocab, two_turns, loss_on_prompt=False)
+  # Only the two edited images (and EOS) are answers; instructions and the first image are not.
+  assert ex["loss_mask"].sum() == 2 * len(img) + 1
 
 
 def test_loss_on_answer_only(vocab):
