@@ -46,11 +46,33 @@ def global_batch(local: dict, shardings: dict) -> dict:
           for k, v in local.items()}
 
 
-def _describe(abstract_state, shardings) -> str:
+def _data_stats(data) -> dict[str, float]:
+  """The iterator's skip counters (`data/skipped`, ...), summed over hosts."""
+  if not hasattr(data, "stats"):
+    return {}
+  stats = data.stats()
+  if jax.process_count() > 1 and stats:
+    from jax.experimental import multihost_utils
+    names = sorted(stats)
+    totals = multihost_utils.process_allgather(np.asarray([stats[k] for k in names])).sum(0)
+    stats = dict(zip(names, totals.tolist()))
+  return stats
+
+
+def check_fits(abstract_state, shardings, devices) -> str:
+  """Describes the state's size; fails early if one device cannot even hold it."""
   count = sum(math.prod(a.shape) for a in jax.tree.leaves(abstract_state.params))
   per_device = sum(
       math.prod(s.shard_shape(a.shape)) * a.dtype.itemsize
       for a, s in zip(jax.tree.leaves(abstract_state), jax.tree.leaves(shardings)))
+  stats = devices[0].memory_stats() or {}  # None on CPU
+  limit = stats.get("bytes_limit")
+  if limit and per_device > limit:
+    from unified_mm.config.loading import ConfigError
+    raise ConfigError(
+        f"the train state needs {per_device / 2**30:.2f} GiB per device (params, moments"
+        f"{', EMA' if abstract_state.ema is not None else ''}) but a device has "
+        f"{limit / 2**30:.2f} GiB: shard more (mesh.fsdp, mesh.tensor) or shrink the model")
   return f"{count / 1e6:.3f}M params, train state {per_device / 2**20:.1f} MiB per device"
 
 
@@ -91,6 +113,8 @@ def train_and_evaluate(config, workdir, *, task=None, devices=None):
     task = make_task(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  if hasattr(task, "bind_workdir"):  # stages whose evaluators write files (image grids)
+    task.bind_workdir(workdir)
   total_steps = int(config.train.steps)
 
   # ---- Mesh and rules ------------------------------------------------------
@@ -106,7 +130,7 @@ def train_and_evaluate(config, workdir, *, task=None, devices=None):
 
   # ---- Shapes first (eval_shape): a config that cannot fit fails here -------
   plan = plan_state(task, config, mesh, rules)
-  log.info("%s", _describe(plan.target, plan.shardings))
+  log.info("%s", check_fits(plan.target, plan.shardings, devices))
 
   # ---- Restore or init (init is jitted with out_shardings: no host holds it all)
   ckpts = Checkpoints(checkpoint_dir(workdir), config.ckpt)
@@ -214,8 +238,7 @@ class _Loop:
     if self.steps_interval and elapsed > 0:
       scalars["train/tokens_per_s"] = self.tokens / elapsed
       scalars["train/step_ms"] = 1000 * elapsed / self.steps_interval
-    if hasattr(self.data, "counters"):  # skip counters of bad records, if reported
-      scalars.update({f"data/{k}": v for k, v in self.data.counters().items()})
+    scalars.update(_data_stats(self.data))
     self.writer.write(step, scalars)
     self.last_logged = dict(scalars, step=step)
     self.progress.logged(step, mean["loss"], scalars.get("train/tokens_per_s", 0.0))
