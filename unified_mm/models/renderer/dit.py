@@ -1,0 +1,144 @@
+"""DiT over patchified latents: adaLN-zero time conditioning, self-attention
+over latent tokens, cross-attention to a conditioning context.
+
+Every latent token carries one of three states (see chunked.py):
+
+  CLEAN   (0)  already rendered; its input is x0 and its time is 0
+  NOISY   (1)  being rendered; its input is x_t and its time is the step's t
+  FUTURE  (2)  not rendered yet; its input is pure noise and its time is 1,
+               and no token attends to it (so a stripe never depends on the
+               noise that later stripes will start from)
+
+so the adaLN modulation is per token. Because there are only three distinct
+times per example, the modulation is computed for the three and gathered per
+token: the per-token cost is a gather, not a [D, 6D] matmul.
+
+Dimension letters: B batch, T latent tokens, S context tokens, D width,
+P = patch * patch * channels (one patch's latent values).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from unified_mm.models.renderer import layers, positions
+from unified_mm.parallel.sharding import constrain
+
+CLEAN, NOISY, FUTURE = 0, 1, 2
+_TIME_FREQ_DIM = 256
+
+
+def patchify(x: jax.Array, patch: int) -> jax.Array:
+  """[B, Hh, Ww, C] -> [B, T, P] with T = (Hh/p)(Ww/p), row-major over patches."""
+  b, hh, ww, c = x.shape
+  x = x.reshape(b, hh // patch, patch, ww // patch, patch, c)
+  x = x.transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, (hh // patch) * (ww // patch), patch * patch * c)
+
+
+def unpatchify(x: jax.Array, patch: int, rows: int, cols: int) -> jax.Array:
+  """[B, T, P] -> [B, rows * p, cols * p, C]."""
+  b, _, pp = x.shape
+  c = pp // (patch * patch)
+  x = x.reshape(b, rows, cols, patch, patch, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, rows * patch, cols * patch, c)
+
+
+def per_token(table: jax.Array, token_state: jax.Array) -> jax.Array:
+  """table [B, 3, X] (one row per state), token_state [B, T] -> [B, T, X]."""
+  return jnp.take_along_axis(table, token_state[..., None].astype(jnp.int32), axis=1)
+
+
+def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+  return x * (1 + scale) + shift
+
+
+class DiTBlock(nnx.Module):
+  """adaLN-zero self-attention and MLP, plain pre-LN cross-attention between."""
+
+  def __init__(self, embed_dim: int, num_heads: int, mlp_dim: int, *, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.norm1 = layers.layer_norm(embed_dim, affine=False, **kw)
+    self.self_attn = layers.Attention(embed_dim, num_heads, **kw)
+    self.norm_cross = layers.layer_norm(embed_dim, affine=True, **kw)
+    self.cross_attn = layers.Attention(embed_dim, num_heads, **kw)
+    self.norm2 = layers.layer_norm(embed_dim, affine=False, **kw)
+    self.mlp = layers.Mlp(embed_dim, mlp_dim, **kw)
+    # adaLN-zero: gates start at 0, so every block starts as the identity.
+    self.ada = nnx.Linear(
+        embed_dim, 6 * embed_dim,
+        kernel_init=layers.partitioned(nnx.initializers.zeros, "embed", "mlp"),
+        bias_init=layers.partitioned(nnx.initializers.zeros, "mlp"), **kw)
+
+  def __call__(self, x: jax.Array, cond: jax.Array, token_state: jax.Array,
+               context: jax.Array, context_mask: jax.Array) -> jax.Array:
+    """x [B, T, D], cond [B, 3, D] (per state), token_state [B, T] -> [B, T, D]."""
+    mod = per_token(self.ada(jax.nn.silu(cond)), token_state)  # [B, T, 6D]
+    shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(mod, 6, axis=-1)
+    visible = token_state != FUTURE  # [B, T] keys; every row has its NOISY stripe
+    x = x + gate1 * self.self_attn(modulate(self.norm1(x), shift1, scale1), None, visible)
+    x = x + self.cross_attn(self.norm_cross(x), context, context_mask)
+    x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+    return constrain(x, ("batch", "length", "embed"))
+
+
+class DiT(nnx.Module):
+  """Velocity field v(x_t, t | context) over a [B, Hh, Ww, C] latent."""
+
+  def __init__(self, *, latent_size: int, latent_channels: int, patch_size: int,
+               embed_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    if latent_size % patch_size:
+      raise ValueError(f"latent_size={latent_size} is not a multiple of patch_size={patch_size}")
+    self.patch_size = patch_size
+    self.grid = latent_size // patch_size
+    self.embed_dim = embed_dim
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    init = nnx.initializers.lecun_normal()
+    p = patch_size * patch_size * latent_channels
+    self.patch_embed = nnx.Linear(
+        p, embed_dim, kernel_init=layers.partitioned(init, "patch", "embed"),
+        bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
+    self.time_in = nnx.Linear(
+        _TIME_FREQ_DIM, embed_dim, kernel_init=layers.partitioned(init, None, "embed"),
+        bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
+    self.time_out = nnx.Linear(
+        embed_dim, embed_dim, kernel_init=layers.partitioned(init, "mlp", "embed"),
+        bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
+    mlp_dim = int(embed_dim * mlp_ratio)
+    self.blocks = nnx.List([DiTBlock(embed_dim, num_heads, mlp_dim, **kw) for _ in range(depth)])
+    self.norm_out = layers.layer_norm(embed_dim, affine=False, **kw)
+    self.ada_out = nnx.Linear(
+        embed_dim, 2 * embed_dim,
+        kernel_init=layers.partitioned(nnx.initializers.zeros, "embed", "mlp"),
+        bias_init=layers.partitioned(nnx.initializers.zeros, "mlp"), **kw)
+    self.proj_out = nnx.Linear(
+        embed_dim, p, kernel_init=layers.partitioned(nnx.initializers.zeros, "embed", "patch"),
+        bias_init=layers.partitioned(nnx.initializers.zeros, "patch"), **kw)
+
+  def time_cond(self, t: jax.Array) -> jax.Array:
+    """t [B] -> [B, 3, D]: the conditioning of CLEAN (t=0), NOISY (t) and FUTURE (t=1)."""
+    times = jnp.stack([jnp.zeros_like(t), t, jnp.ones_like(t)], axis=1)  # [B, 3]
+    h = self.time_in(positions.timestep_embedding(times, _TIME_FREQ_DIM))
+    return self.time_out(jax.nn.silu(h))
+
+  def __call__(self, x: jax.Array, t: jax.Array, context: jax.Array, context_mask: jax.Array,
+               token_state: jax.Array | None = None) -> jax.Array:
+    """x [B, Hh, Ww, C], t [B], context [B, S, D], context_mask [B, S],
+    token_state [B, T] (default: all NOISY) -> velocity [B, Hh, Ww, C]."""
+    b = x.shape[0]
+    if token_state is None:
+      token_state = jnp.full((b, self.grid * self.grid), NOISY, jnp.int32)
+    pos = positions.sincos_2d(self.grid, self.grid, self.embed_dim)  # [T, D]
+    h = self.patch_embed(patchify(x, self.patch_size)) + pos  # [B, T, D]
+    h = constrain(h, ("batch", "length", "embed"))
+    context = constrain(context, ("batch", "context", "embed"))
+    cond = self.time_cond(t)  # [B, 3, D]
+    for block in self.blocks:
+      h = block(h, cond, token_state, context, context_mask)
+    shift, scale = jnp.split(per_token(self.ada_out(jax.nn.silu(cond)), token_state), 2, axis=-1)
+    h = self.proj_out(modulate(self.norm_out(h), shift, scale))  # [B, T, P]
+    return unpatchify(h, self.patch_size, self.grid, self.grid).astype(x.dtype)

@@ -1,0 +1,62 @@
+"""The renderer: a context encoder plus a DiT velocity field.
+
+    renderer = Renderer(**config.model, rngs=nnx.Rngs(0))
+    context, mask = renderer.encode_context(codes=codes, text_ids=ids, text_mask=m)
+    v = renderer.velocity(x_t, t, context, mask)          # [B, Hh, Ww, C]
+
+The context is encoded once per image and reused at every sampling step.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from unified_mm.models.renderer.context import ContextEncoder
+from unified_mm.models.renderer.dit import DiT
+
+
+class Renderer(nnx.Module):
+
+  def __init__(self, *, latent_size: int, latent_channels: int, patch_size: int = 2,
+               embed_dim: int = 128, depth: int = 4, num_heads: int = 4,
+               mlp_ratio: float = 4.0, visual_codes: int = 0, visual_grid: int = 8,
+               text_source: str = "own", text_vocab: int = 0, text_len: int = 32,
+               ar_dim: int = 0, context_depth: int = 1, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
+    self.latent_size = latent_size
+    self.latent_channels = latent_channels
+    self.visual_grid = visual_grid
+    self.context = ContextEncoder(
+        embed_dim=embed_dim, num_heads=num_heads, visual_codes=visual_codes,
+        visual_grid=visual_grid, text_source=text_source, text_vocab=text_vocab,
+        text_len=text_len, ar_dim=ar_dim, depth=context_depth, dtype=dtype,
+        param_dtype=param_dtype, rngs=rngs)
+    self.dit = DiT(latent_size=latent_size, latent_channels=latent_channels,
+                   patch_size=patch_size, embed_dim=embed_dim, depth=depth,
+                   num_heads=num_heads, mlp_ratio=mlp_ratio, dtype=dtype,
+                   param_dtype=param_dtype, rngs=rngs)
+
+  @property
+  def token_grid(self) -> int:
+    """Latent tokens per side (latent_size / patch_size)."""
+    return self.dit.grid
+
+  @property
+  def patch_size(self) -> int:
+    return self.dit.patch_size
+
+  def encode_context(self, **kwargs) -> tuple[jax.Array, jax.Array]:
+    """See ContextEncoder.__call__: codes, text_ids, text_mask, text_states, keep."""
+    return self.context(**kwargs)
+
+  def velocity(self, x: jax.Array, t: jax.Array, context: jax.Array, context_mask: jax.Array,
+               token_state: jax.Array | None = None) -> jax.Array:
+    return self.dit(x, t, context, context_mask, token_state)
+
+  def __call__(self, x: jax.Array, t: jax.Array, *, token_state: jax.Array | None = None,
+               **context_inputs) -> jax.Array:
+    context, mask = self.encode_context(**context_inputs)
+    return self.velocity(x, t, context, mask, token_state)

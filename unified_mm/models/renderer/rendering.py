@@ -1,0 +1,34 @@
+"""Context inputs -> rendered latents, in one jitted call.
+
+    z = render_latents(renderer, rng, codes=codes, text_ids=ids, text_mask=m,
+                       steps=8, chunks=1, cfg_scale=2.0)      # [B, Hh, Ww, C]
+
+The returned latents are in the renderer's normalised space; undo the
+tokenizer's channel statistics before decoding (tasks/renderer.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from unified_mm.models.renderer import chunked
+
+
+@functools.partial(nnx.jit, static_argnames=("steps", "chunks", "cfg_scale", "method", "shift"))
+def render_latents(model, rng: jax.Array, *, steps: int = 8, chunks: int = 1,
+                   cfg_scale: float = 1.0, method: str = "euler", shift: float = 1.0,
+                   **context_inputs) -> jax.Array:
+  context, mask = model.encode_context(**context_inputs)
+  b = context.shape[0]
+  uncond_context = uncond_mask = None
+  if cfg_scale != 1.0:
+    uncond_context, uncond_mask = model.encode_context(keep=jnp.zeros((b,), bool), **context_inputs)
+  shape = (b, model.latent_size, model.latent_size, model.latent_channels)
+  noise = jax.random.normal(rng, shape, jnp.float32)
+  return chunked.render(model, noise, context, mask, chunks=chunks, steps=steps, method=method,
+                        cfg_scale=cfg_scale, uncond_context=uncond_context,
+                        uncond_mask=uncond_mask, shift=shift)
