@@ -63,3 +63,32 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
   ))
   c.update(overrides)
   return c
+
+
+def validate_data_config(data: ml_collections.ConfigDict, check_source: bool = True) -> None:
+  """Raises ConfigError naming the key, before any file is opened or worker started.
+
+  `check_source=False` when the caller passes its own source object.
+  """
+  from unified_mm.config.loading import ConfigError  # noqa: PLC0415
+
+  def fail(key: str, why: str):
+    raise ConfigError(f"data.{key}={data[key]!r}: {why}")
+
+  if check_source and data.source not in SOURCES:
+    fail("source", f"expected one of {SOURCES}")
+  if check_source and data.source != "shapes" and not data.path:
+    fail("path", f"data.source={data.source!r} reads files: set data.path")
+  unknown = set(data.doc_ratios) - set(DOC_KINDS)
+  if unknown:
+    fail("doc_ratios", f"unknown document kinds {sorted(unknown)}; expected {DOC_KINDS}")
+  if any(v < 0 for v in data.doc_ratios.values()) or sum(data.doc_ratios.values()) <= 0:
+    fail("doc_ratios", "weights must be >= 0 and not all 0")
+  if not 0.0 <= data.caption_dropout <= 1.0:
+    fail("caption_dropout", "a probability in [0, 1]")
+  for key in ("seq_len", "image_size", "num_bins_factor", "max_caption_chars"):
+    if data[key] <= 0:
+      fail(key, "must be > 0")
+  for key in ("num_workers", "read_threads", "num_epochs", "edit_turns"):
+    if data[key] < 0:
+      fail(key, "must be >= 0")

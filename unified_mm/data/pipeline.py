@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 
 from unified_mm.data import bad_records
+from unified_mm.data.config import validate_data_config
 from unified_mm.data.documents import CodesFn, RecordToDocument
 from unified_mm.data.packing import pack_documents
 from unified_mm.data.sources.registry import make_source
@@ -57,6 +58,7 @@ def make_dataset(data: ml_collections.ConfigDict, *, vocab: Vocab, tokenizer: Te
                  local_batch_size: int, seq_len: int, drop_remainder: bool = True,
                  source=None) -> grain.IterDataset:
   """The Grain pipeline; `source` overrides the one `data.source` names."""
+  validate_data_config(data, check_source=source is None)
   if tokenizer.vocab_size > vocab.text_size:
     raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, vocab.text_size is "
                      f"{vocab.text_size}")

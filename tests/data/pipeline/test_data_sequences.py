@@ -77,3 +77,18 @@ def test_bad_records_become_counted_empty_documents(vocab, tokenizer, codes_fn):
     assert ex["counts"].tolist() == [int(r == reason) for r in ("kept", *REASONS)], reason
   good = f(0, {"image": ok, "caption": "a red circle"})
   assert good["counts"][0] == 1 and good["counts"][1:].sum() == 0 and len(good["tokens"]) > 0
+
+
+def test_config_errors_name_the_key():
+  import pytest
+
+  from unified_mm.config.loading import ConfigError
+  from unified_mm.data.config import default_data_config, validate_data_config
+  validate_data_config(default_data_config())
+  for overrides, key in [(dict(source="parquet"), "data.source"),
+                         (dict(source="wds"), "data.path"),
+                         (dict(doc_ratios=dict(captions=1.0)), "data.doc_ratios"),
+                         (dict(caption_dropout=1.5), "data.caption_dropout"),
+                         (dict(seq_len=0), "data.seq_len")]:
+    with pytest.raises(ConfigError, match=key):
+      validate_data_config(default_data_config(**overrides))
