@@ -59,3 +59,10 @@ def test_train_from_any_text_file(tmp_path):
   assert len(tok.encode("the quick brown fox")) < len("the quick brown fox")
   for text in UNUSUAL:
     assert tok.decode(tok.encode(text)) == text
+
+
+def test_default_tokenizer_is_deterministic(tokenizer):
+  # Every host (and every later eval) trains its own when no tokenizer_dir is
+  # given; they must agree id for id.
+  from unified_mm.data.sources.shapes_source import shapes_corpus
+  assert train_tokenizer(shapes_corpus(), 512).model_proto == tokenizer.model_proto
