@@ -74,3 +74,31 @@ def empty_example() -> dict[str, np.ndarray]:
   """A zero-length document: carries a skip count through packing, adds no tokens."""
   z = np.zeros((0,), np.int32)
   return {"tokens": z, "targets": z, "loss_mask": z, "modality": z}
+
+
+def parse(vocab: Vocab, ids: np.ndarray) -> list[tuple[str, np.ndarray]]:
+  """A document's ids -> [("text", text ids) | ("image", codes [n])], in order.
+
+  The inverse of the layouts above (specials other than BOI/EOI dropped), for
+  reading generated documents and for previews. An image left open at the
+  end (no EOI) is returned as far as it goes.
+  """
+  out: list[tuple[str, np.ndarray]] = []
+  ids = np.asarray(ids)
+  i = 0
+  while i < len(ids):
+    if ids[i] == vocab.boi:
+      j = i + 1
+      while j < len(ids) and ids[j] != vocab.eoi:
+        j += 1
+      out.append(("image", vocab.ids_to_codes(ids[i + 1:j])))
+      i = j + 1
+    elif ids[i] < vocab.text_size:
+      j = i
+      while j < len(ids) and ids[j] < vocab.text_size:
+        j += 1
+      out.append(("text", ids[i:j]))
+      i = j
+    else:
+      i += 1
+  return out

@@ -51,3 +51,9 @@ def test_build_shapes_then_bench_reads_it(tmp_path, capsys):
 
 def test_build_shapes_needs_a_limit(tmp_path):
   assert main(["data", "build", "--source", "shapes", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_preview_documents_draws_training_documents(tmp_path):
+  out = tmp_path / "docs.png"
+  assert main(["data", "preview", "--documents", "--out", str(out), "--n", "4"]) == 0
+  assert Image.open(out).format == "PNG"

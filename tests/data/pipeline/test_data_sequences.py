@@ -92,3 +92,19 @@ def test_config_errors_name_the_key():
                          (dict(seq_len=0), "data.seq_len")]:
     with pytest.raises(ConfigError, match=key):
       validate_data_config(default_data_config(**overrides))
+
+
+def test_parse_inverts_the_layouts(vocab):
+  text, c = np.array([5, 6, 7], np.int32), _codes()
+  flat = c.reshape(-1)
+
+  def parsed(parts):
+    ids = np.concatenate([p for p, _ in parts])
+    return [(k, v.tolist()) for k, v in sequences.parse(vocab, ids)]
+
+  assert parsed(sequences.caption_to_image(vocab, text, c)) == [
+      ("text", [5, 6, 7]), ("image", flat.tolist())]
+  assert parsed(sequences.image_to_caption(vocab, text, c)) == [
+      ("image", flat.tolist()), ("text", [5, 6, 7])]
+  assert parsed(sequences.edit(vocab, [c, c + 1], [text])) == [
+      ("image", flat.tolist()), ("text", [5, 6, 7]), ("image", (flat + 1).tolist())]

@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
   p.add_argument("--n", type=int, default=16)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--edits", action="store_true", help="show each scene next to its edit")
+  p.add_argument("--documents", action="store_true",
+                 help="show packed training documents, images drawn from their (stand-in) codes")
   _source_args(p)
   p = sub.add_parser("tokenizer", help="train the SentencePiece text tokenizer")
   p.add_argument("--out", required=True, help="directory for text_tokenizer.model")
@@ -98,6 +100,44 @@ def _preview(args) -> int:
   return 0
 
 
+def _preview_documents(args) -> int:
+  """What the model is trained on: documents of the first batch, read back from ids."""
+  import numpy as np  # noqa: PLC0415
+
+  from unified_mm.data.packing import unpack_row  # noqa: PLC0415
+  from unified_mm.data.pipeline import load_or_train_tokenizer, make_train_iterator  # noqa: PLC0415
+  from unified_mm.data.sequences import parse  # noqa: PLC0415
+  from unified_mm.data.shapes.preview import preview_grid  # noqa: PLC0415
+  from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
+  from unified_mm.data.vocab import Vocab  # noqa: PLC0415
+  data = _data_config(args)
+  data.seed = args.seed
+  tok = load_or_train_tokenizer(data)
+  codes_fn = StandInCodes(data.stand_in_grid, data.stand_in_levels)
+  vocab = Vocab(text_size=tok.vocab_size, image_codes=codes_fn.num_codes)
+  images, captions = [], []
+  with make_train_iterator(data, vocab, codes_fn, 0, 1, 4, tokenizer=tok) as it:
+    while len(images) < args.n:
+      batch = next(it)
+      for r in range(len(batch["tokens"])):
+        for doc in unpack_row({k: v[r] for k, v in batch.items()}):
+          ids = np.append(doc["tokens"], doc["targets"][-1])
+          text = ""
+          for kind, part in parse(vocab, ids):
+            if kind == "text":
+              text += tok.decode(part)
+              continue
+            grid = codes_fn.to_image(part.reshape(1, data.stand_in_grid, -1), data.image_size)
+            images.append(grid[0])
+            captions.append(f"row {r}, doc: {text!r}" if text else f"row {r}, doc: (no text yet)")
+            text = ""
+          if text:  # image -> caption: the text follows the image
+            captions[-1] += f" -> {text!r}"
+  preview_grid(images[:args.n], captions[:args.n], args.out)
+  print(f"wrote {args.out}: {min(len(images), args.n)} document images")
+  return 0
+
+
 def _tokenizer(args) -> int:
   from unified_mm.data.sources.shapes_source import shapes_corpus  # noqa: PLC0415
   from unified_mm.data.text_tokenizer import read_corpus, train_tokenizer  # noqa: PLC0415
@@ -169,5 +209,7 @@ def run(args) -> int:
   if args.action != "bench" and args.overrides:
     print(f"umm data {args.action}: --config.* overrides apply to bench only", file=sys.stderr)
     return 2
+  if args.action == "preview" and args.documents:
+    return _preview_documents(args)
   return {"preview": _preview, "tokenizer": _tokenizer, "build": _build, "tfds": _tfds,
           "bench": _bench}[args.action](args)
