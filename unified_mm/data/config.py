@@ -21,6 +21,7 @@ line as `--config.data.<key>=...`):
   loss_on_prompt    False: no loss on the conditioning part of a document
   edit_turns        edits chained in one multi-turn edit document
   max_objects       shapes world: objects per scene are 1..max_objects
+  num_records       shapes world: 0 for endless, N for a finite world of N scenes
   num_bins_factor   packing bins = local batch size * this (more: less padding)
   num_workers       Grain worker processes (0: in the training process)
   read_threads      threads per process reading and mapping records
@@ -54,6 +55,7 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
       loss_on_prompt=True,
       edit_turns=1,
       max_objects=4,
+      num_records=0,
       num_bins_factor=2,
       num_workers=0,
       read_threads=0,
@@ -89,6 +91,6 @@ def validate_data_config(data: ml_collections.ConfigDict, check_source: bool = T
   for key in ("seq_len", "image_size", "num_bins_factor", "max_caption_chars"):
     if data[key] <= 0:
       fail(key, "must be > 0")
-  for key in ("num_workers", "read_threads", "num_epochs", "edit_turns"):
+  for key in ("num_workers", "read_threads", "num_epochs", "edit_turns", "num_records"):
     if data[key] < 0:
       fail(key, "must be >= 0")

@@ -162,3 +162,13 @@ def test_global_batch_from_host_rows(vocab, tokenizer, codes_fn):
   assert g["tokens"].shape == (8, 128)
   assert g["tokens"].sharding.spec[0] == "data"
   np.testing.assert_array_equal(np.asarray(g["segment_ids"]), batch["segment_ids"])
+
+
+def test_finite_shapes_world_ends_after_its_epochs(vocab, tokenizer, codes_fn):
+  cfg = shapes_config(num_records=20, num_epochs=2)
+  with make_train_iterator(cfg, vocab, codes_fn, 0, 1, 4, tokenizer=tokenizer,
+                           drop_remainder=False) as it:
+    rows = sum(len(b["tokens"]) for b in it)
+    stats = it.stats()
+  assert stats["data/examples"] == 40 and stats["data/skipped"] == 0
+  assert 0 < rows < 40

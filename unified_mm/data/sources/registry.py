@@ -8,10 +8,11 @@ import ml_collections
 def make_source(data: ml_collections.ConfigDict):
   """Every source has `__len__` and `__getitem__(i) -> record dict` (see record_codec)."""
   if data.source == "shapes":
-    from unified_mm.data.sources.shapes_source import ShapesSource  # noqa: PLC0415
+    from unified_mm.data.sources.shapes_source import ENDLESS, ShapesSource  # noqa: PLC0415
     edits = data.edit_turns if data.doc_ratios.get("edit", 0.0) > 0 else 0
     return ShapesSource(seed=data.seed, resolution=data.image_size,
-                        max_objects=data.max_objects, edit_turns=edits)
+                        max_objects=data.max_objects, edit_turns=edits,
+                        length=data.get("num_records", 0) or ENDLESS)
   if not data.path:
     raise ValueError(f"data.source={data.source!r} needs data.path")
   if data.source == "array_record":

@@ -24,6 +24,7 @@ from unified_mm.data.sources.array_record_source import expand_paths
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 Member = tuple[int, int]  # (offset of the data in the shard, size)
+MAX_OPEN_SHARDS = 64
 
 
 def _split_key(name: str) -> tuple[str, str]:
@@ -64,6 +65,8 @@ class WebDatasetSource:
   def _read(self, shard: int, member: Member) -> bytes:
     f = self._files.get(shard)
     if f is None:
+      if len(self._files) >= MAX_OPEN_SHARDS:  # thousands of shards: stay under the fd limit
+        self._files.pop(next(iter(self._files))).close()
       f = self._files[shard] = open(self.paths[shard], "rb")  # noqa: SIM115 (kept open)
     offset, size = member
     data = os.pread(f.fileno(), size, offset)
