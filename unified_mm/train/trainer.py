@@ -65,7 +65,9 @@ def check_fits(abstract_state, shardings, devices) -> str:
   per_device = sum(
       math.prod(s.shard_shape(a.shape)) * a.dtype.itemsize
       for a, s in zip(jax.tree.leaves(abstract_state), jax.tree.leaves(shardings)))
-  stats = devices[0].memory_stats() or {}  # None on CPU
+  # memory_stats() works on this process's own devices only (multi-process runs).
+  mine = next(d for d in devices if d.process_index == jax.process_index())
+  stats = mine.memory_stats() or {}  # None on CPU
   limit = stats.get("bytes_limit")
   if limit and per_device > limit:
     from unified_mm.config.loading import ConfigError
