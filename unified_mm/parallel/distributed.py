@@ -33,6 +33,8 @@ ENV_MODE = "UMM_DISTRIBUTED"            # auto | off | (unset: detect)
 ENV_HEARTBEAT = "UMM_HEARTBEAT_TIMEOUT"  # seconds before a dead peer fails the job
 ENV_INIT_TIMEOUT = "UMM_INIT_TIMEOUT"    # seconds to wait for all processes to join
 
+log = logging.getLogger("unified_mm.distributed")
+
 _SLURM_VARS = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
                "SLURM_LOCALID")
 
@@ -130,7 +132,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
   if p.mode == "explicit":
     kwargs.update(coordinator_address=p.coordinator, num_processes=p.num_processes,
                   process_id=p.process_id)
-  logging.info("jax.distributed.initialize (%s): %s", p.reason, kwargs or "auto-detect")
+  log.info("jax.distributed.initialize (%s): %s", p.reason, kwargs or "auto-detect")
   jax.distributed.initialize(**kwargs)
   return p
 

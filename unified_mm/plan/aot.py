@@ -27,9 +27,11 @@ from unified_mm.plan.hardware import Topology
 
 # libtpu looks for a TPU VM's metadata when it loads and prints warnings on a
 # machine that is not one; these placeholders quiet it (the topology we compile
-# for is passed explicitly, so they change nothing else).
+# for is passed explicitly, so they change nothing else). libtpu also takes a
+# machine-wide lock (/tmp/libtpu_lockfile) meant for processes that drive real
+# chips; compile-only processes may share the machine, so it is waived.
 _QUIET_LIBTPU = {"TPU_ACCELERATOR_TYPE": "v5p-8", "TPU_WORKER_HOSTNAMES": "localhost",
-                 "TPU_SKIP_MDS_QUERY": "1"}
+                 "TPU_SKIP_MDS_QUERY": "1", "ALLOW_MULTIPLE_LIBTPU_LOAD": "1"}
 
 
 def libtpu_available() -> bool:
