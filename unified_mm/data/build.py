@@ -1,8 +1,9 @@
 """Materialises any source to one ArrayRecord file of serialised records.
 
 Images are stored PNG-encoded by default (lossless and ~5x smaller than raw
-pixels for flat shapes scenes); `codes_fn` adds pre-tokenised image codes, so
-a training run can skip the image tokenizer altogether.
+pixels for flat shapes scenes). With `codes_fn`, every image also gets its
+pre-tokenised codes, computed in batches of `codes_batch` images: a run that
+reads the file then never calls the image tokenizer (see documents.py).
 """
 
 from __future__ import annotations
@@ -14,23 +15,42 @@ import numpy as np
 from array_record.python import array_record_module
 
 from unified_mm.data import record_codec
+from unified_mm.data.bad_records import BadRecord
+from unified_mm.data.decode import decode_image, encode_png
 from unified_mm.data.record_codec import edits_of
-from unified_mm.data.decode import encode_png
 
 
-def _prepare(part: dict[str, Any], image_format: str, codes_fn) -> dict[str, Any]:
-  out = dict(part)
-  image = part.get("image")
-  if isinstance(image, np.ndarray):
-    if codes_fn is not None:
-      out["codes"] = np.asarray(codes_fn(image[None])[0], np.int32)
-    if image_format == "png":
-      out["image"] = encode_png(image)
-  return out
+def _parts(record: dict[str, Any]) -> list[dict[str, Any]]:
+  """The record and its edits as separate dicts (the record's own edits resolved)."""
+  record = dict(record)
+  record["edits"] = [dict(e) for e in edits_of(record)]
+  return [record, *record["edits"]]
+
+
+def _add_codes(parts: list[dict[str, Any]], codes_fn, image_size: int, resize: bool) -> None:
+  """One codes_fn call for all decodable images; bad images are left for the reader to count."""
+  todo, images = [], []
+  for p in parts:
+    if p.get("image") is None or p.get("codes") is not None:
+      continue
+    try:
+      images.append(decode_image(p["image"], image_size, resize))
+      todo.append(p)
+    except BadRecord:
+      pass
+  if images:
+    for p, codes in zip(todo, codes_fn(np.stack(images))):
+      p["codes"] = np.asarray(codes, np.int32)
+
+
+def _encode_images(part: dict[str, Any], image_format: str) -> None:
+  if image_format == "png" and isinstance(part.get("image"), np.ndarray):
+    part["image"] = encode_png(part["image"])
 
 
 def build_array_record(source, out: str | pathlib.Path, *, limit: int | None = None,
-                       image_format: str = "png", codes_fn=None) -> int:
+                       image_format: str = "png", codes_fn=None, image_size: int = 64,
+                       resize: bool = True, codes_batch: int = 64) -> int:
   """Writes records 0..min(len(source), limit)-1 of `source` to `out`; returns the count.
 
   Records the source reports as broken are written as they are: the reader
@@ -43,10 +63,14 @@ def build_array_record(source, out: str | pathlib.Path, *, limit: int | None = N
   out.parent.mkdir(parents=True, exist_ok=True)
   writer = array_record_module.ArrayRecordWriter(str(out), "group_size:1")
   try:
-    for i in range(n):
-      record = _prepare(source[i], image_format, codes_fn)
-      record["edits"] = [_prepare(e, image_format, codes_fn) for e in edits_of(record)]
-      writer.write(record_codec.encode(record))
+    for start in range(0, n, codes_batch):
+      chunk = [_parts(source[i]) for i in range(start, min(n, start + codes_batch))]
+      if codes_fn is not None:
+        _add_codes([p for parts in chunk for p in parts], codes_fn, image_size, resize)
+      for record, *edits in chunk:
+        for part in (record, *edits):
+          _encode_images(part, image_format)
+        writer.write(record_codec.encode(record))
   finally:
     writer.close()
   return n

@@ -141,3 +141,25 @@ def test_decode_rejects_non_images(data):
   with pytest.raises(BadRecord) as e:
     decode_image(data, SIZE)
   assert e.value.reason == "bad_image"
+
+
+def test_pre_tokenised_codes_replace_the_image_tokenizer(tmp_path, vocab, tokenizer, codes_fn):
+  pairs = good_pairs(N_GOOD)
+  records = [{"image": png_bytes(im), "caption": c} for im, c in pairs]
+  records.append({"image": b"not an image", "caption": "broken"})
+  path = tmp_path / "coded.array_record"
+  build_array_record(records, path, codes_fn=codes_fn, image_size=SIZE, codes_batch=4)
+  back = ArrayRecordSource(str(path))
+  for i, (image, _) in enumerate(pairs):
+    np.testing.assert_array_equal(back[i]["codes"], codes_fn(image[None])[0])
+  assert "codes" not in back[N_GOOD]
+
+  def never(images):
+    raise AssertionError("codes_fn called although the records carry codes")
+
+  cfg = small_config(doc_ratios=dict(caption_to_image=1.0, image_to_caption=0.0, edit=0.0))
+  batches, stats = _run_epoch(cfg, vocab, tokenizer, never, back)
+  assert stats["data/examples"] == N_GOOD and stats["data/skipped_bad_image"] == 1
+  image_ids = np.concatenate([b["tokens"][vocab.modality(b["tokens"]) == 1] for b in batches])
+  want = np.concatenate([vocab.codes_to_ids(codes_fn(im[None])[0].reshape(-1)) for im, _ in pairs])
+  assert sorted(image_ids.tolist()) == sorted(want.tolist())

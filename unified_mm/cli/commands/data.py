@@ -39,8 +39,9 @@ def add_arguments(parser) -> None:
   p.add_argument("--out", required=True)
   p.add_argument("--limit", type=int, default=None, help="records (required for shapes)")
   p.add_argument("--image-format", choices=("png", "raw"), default="png")
-  p.add_argument("--codes", choices=("none", "stand_in"), default="none",
-                 help="also store pre-tokenised image codes")
+  p.add_argument("--codes", default="none",
+                 help="also store pre-tokenised image codes: none, stand_in, or the "
+                      "workdir of a trained image tokenizer")
   _source_args(p)
   p = sub.add_parser("bench", help="examples/s of the training pipeline")
   p.add_argument("--batches", type=int, default=30)
@@ -159,9 +160,13 @@ def _build(args) -> int:
   if args.codes == "stand_in":
     from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
     codes_fn = StandInCodes(data.stand_in_grid, data.stand_in_levels)
+  elif args.codes != "none":
+    from unified_mm.models.image_tokenizer.codes import TokenizerCodes  # noqa: PLC0415
+    codes_fn = TokenizerCodes(args.codes)
   t = time.perf_counter()
   n = build_array_record(make_source(data), args.out, limit=args.limit,
-                         image_format=args.image_format, codes_fn=codes_fn)
+                         image_format=args.image_format, codes_fn=codes_fn,
+                         image_size=data.image_size, resize=data.resize)
   print(f"wrote {args.out}: {n} records in {time.perf_counter() - t:.1f}s")
   return 0
 
