@@ -1,0 +1,179 @@
+"""Stage 3 as a Task: the latent diffusion renderer on shapes scenes.
+
+Each training row is a scene rendered on the fly (`scene_for_index(seed, i)`),
+passed through the frozen image tokenizer (`data.image_tokenizer_dir`; "" uses
+the parameter-free stand-in, for tests) into
+
+    latent     [B, Hh, Ww, Cz] float32  normalised continuous latent (the target x0)
+    codes      [B, h, w] int32          its visual tokens (the plan)
+    text_ids   [B, L] int32             a caption of the scene, SentencePiece ids
+    text_mask  [B, L] bool              True on real text positions
+
+The iterator's whole state is its step count (row i of step s on process p is
+scene (s * P + p) * b + i). The loss is rectified flow (models/renderer/flow.py)
+with CFG context dropout and random chunk layouts. The renderer has its own
+mesh and rules (config.mesh / config.rules), independent of the other stages.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from collections.abc import Iterator
+
+import jax
+import numpy as np
+from flax import nnx
+
+from unified_mm.config.loading import ConfigError
+from unified_mm.data.shapes.captions import caption
+from unified_mm.models.renderer import flow
+from unified_mm.models.renderer.latents import load_frontend
+from unified_mm.models.renderer.model import Renderer
+from unified_mm.tasks.tokenizer import render_scenes
+
+
+def text_tokenizer(data):
+  """The SentencePiece model the renderer reads prompts with (the AR stage's default)."""
+  import ml_collections  # noqa: PLC0415
+
+  from unified_mm.data.pipeline import load_or_train_tokenizer  # noqa: PLC0415
+  # The corpus must be the AR stage's (its max_objects), so prompt ids agree.
+  return load_or_train_tokenizer(ml_collections.ConfigDict(dict(
+      tokenizer_dir=data.tokenizer_dir, text_vocab_size=int(data.text_vocab_size),
+      max_objects=int(data.max_objects_text))))
+
+
+def encode_text(tokenizer, texts: list[str], length: int) -> tuple[np.ndarray, np.ndarray]:
+  """(ids [N, L] int32 zero-padded/truncated, mask [N, L] bool)."""
+  ids = np.zeros((len(texts), length), np.int32)
+  mask = np.zeros((len(texts), length), bool)
+  for i, row in enumerate(tokenizer.encode_batch(list(texts))):
+    row = row[:length]
+    ids[i, :len(row)] = row
+    mask[i, :len(row)] = True
+  return ids, mask
+
+
+def scene_batch(frontend, tokenizer, *, seed: int, indices, resolution: int, min_objects: int,
+                max_objects: int, text_len: int) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+  """(scenes, images, batch) for scene `indices` of `seed`."""
+  scenes, images = render_scenes(seed, indices, resolution, min_objects, max_objects)
+  z, codes = frontend.encode(images)
+  texts = [caption(s, np.random.default_rng([seed, int(i), 1])) for s, i in zip(scenes, indices)]
+  ids, mask = encode_text(tokenizer, texts, text_len)
+  return scenes, images, {"latent": z, "codes": codes, "text_ids": ids, "text_mask": mask}
+
+
+class RendererData:
+  """This process's rows of an endless, seeded stream of encoded scenes. State: {"step": s}."""
+
+  def __init__(self, task: RendererTask, process_index: int, process_count: int,
+               local_batch_size: int):
+    self.task = task
+    d = task.config.data
+    self.seed, self.resolution = int(d.seed), int(d.resolution)
+    self.min_objects, self.max_objects = int(d.min_objects), int(d.max_objects)
+    self.process_index, self.process_count = process_index, process_count
+    self.local_batch_size = local_batch_size
+    self.step = 0
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    start = (self.step * self.process_count + self.process_index) * self.local_batch_size
+    self.step += 1
+    _, _, batch = scene_batch(
+        self.task.frontend, self.task.tokenizer, seed=self.seed,
+        indices=range(start, start + self.local_batch_size), resolution=self.resolution,
+        min_objects=self.min_objects, max_objects=self.max_objects,
+        text_len=int(self.task.config.model.text_len))
+    return batch
+
+  def get_state(self) -> dict:
+    return {"step": self.step}
+
+  def set_state(self, state: dict) -> None:
+    self.step = int(state["step"])
+
+
+class RendererTask:
+  name = "renderer"
+
+  def __init__(self, config):
+    self.config = config
+    if config.model.text_source == "ar":
+      raise ConfigError("model.text_source='ar': training on the AR stage's hidden states "
+                        "is not wired into the renderer task yet; use 'own' or 'none'")
+    self.workdir: pathlib.Path | None = None
+    self._evaluators = None
+
+  def bind_workdir(self, workdir) -> None:
+    self.workdir = pathlib.Path(workdir)
+
+  @functools.cached_property
+  def frontend(self):
+    """The frozen image tokenizer (loaded on first use, on one local device)."""
+    frontend = load_frontend(self.config.data.image_tokenizer_dir)
+    m = self.config.model
+    got = (frontend.latent_size, frontend.latent_channels, frontend.code_grid)
+    want = (m.latent_size, m.latent_channels, m.visual_grid)
+    if got != want:
+      raise ConfigError(
+          f"model (latent_size, latent_channels, visual_grid)={want} does not match the image "
+          f"tokenizer's {got} (data.image_tokenizer_dir={self.config.data.image_tokenizer_dir!r})")
+    if m.visual_codes and m.visual_codes < frontend.num_codes:
+      raise ConfigError(f"model.visual_codes={m.visual_codes} < the tokenizer's {frontend.num_codes} codes")
+    return frontend
+
+  @functools.cached_property
+  def tokenizer(self):
+    tok = text_tokenizer(self.config.data)
+    if self.config.model.text_source == "own" and tok.vocab_size > self.config.model.text_vocab:
+      raise ConfigError(f"model.text_vocab={self.config.model.text_vocab} < the text "
+                        f"tokenizer's {tok.vocab_size} pieces")
+    return tok
+
+  def build_model(self, rngs: nnx.Rngs) -> Renderer:
+    return Renderer(**self.config.model, rngs=rngs)
+
+  def context_inputs(self, batch) -> dict:
+    inputs = {}
+    if self.config.model.visual_codes:
+      inputs["codes"] = batch["codes"]
+    if self.config.model.text_source == "own":
+      inputs["text_ids"], inputs["text_mask"] = batch["text_ids"], batch["text_mask"]
+    return inputs
+
+  def loss(self, model: Renderer, batch, rng: jax.Array):
+    c = self.config.loss
+    return flow.training_loss(
+        model, batch["latent"], rng, context_inputs=self.context_inputs(batch),
+        drop_prob=float(c.drop_prob), time_distribution=c.time_distribution,
+        time_mean=float(c.time_mean), time_std=float(c.time_std),
+        chunk_choices=tuple(int(k) for k in c.chunk_choices))
+
+  def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
+    return {"latent": ("batch", "height", "width", "channels"),
+            "codes": ("batch", "height", "width"),
+            "text_ids": ("batch", "length"),
+            "text_mask": ("batch", "length")}
+
+  def make_data(self, process_index: int, process_count: int, local_batch_size: int):
+    return RendererData(self, process_index, process_count, local_batch_size)
+
+  def evaluators(self):
+    if self._evaluators is None:
+      from unified_mm.eval.renderer_eval import RendererEvaluator  # noqa: PLC0415
+      e = self.config.eval
+      self._evaluators = [] if not int(e.num_scenes) else [RendererEvaluator(
+          self, num_scenes=int(e.num_scenes), out_dir=self.workdir, **self.config.sample)]
+    return self._evaluators
+
+  def tokens_in(self, batch) -> int:
+    return int(np.prod(np.shape(batch["latent"])[:3]))  # latent positions
+
+
+def make_task(config) -> RendererTask:
+  return RendererTask(config)
