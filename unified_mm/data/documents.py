@@ -1,9 +1,11 @@
 """One raw record -> one tokenised training document (the pipeline's map step).
 
 Everything random about a document (its kind, caption dropout) comes from
-`np.random.default_rng([seed, index])`, with `index` the record's position in
-the shuffled stream. The same index gives the same document whatever the
-worker count, thread count or restart point.
+`np.random.default_rng([seed, stream, index])`, with `index` the record's
+position in this host's shuffled stream and `stream` the host's index (so
+hosts do not make the same choices at the same positions). The same index
+gives the same document whatever the worker count, thread count or restart
+point.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class RecordToDocument:
   caption_dropout: float = 0.0
   loss_on_prompt: bool = True
   max_caption_chars: int = 1000
+  stream: int = 0
 
   def __call__(self, index: int, record: dict[str, Any]) -> dict[str, np.ndarray]:
     try:
@@ -82,7 +85,7 @@ class RecordToDocument:
   def _document(self, index: int, record: dict[str, Any]) -> dict[str, np.ndarray]:
     if record.get("error"):
       raise BadRecord(record["error"], "reported by the source")
-    rng = np.random.default_rng([self.seed, index])
+    rng = np.random.default_rng([self.seed, self.stream, index])
     edits = record.get("edits")
     kind = self._kind(rng, callable(edits) or bool(edits))
     caption = self._text(record.get("caption"), "caption")

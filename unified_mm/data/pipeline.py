@@ -71,7 +71,7 @@ def make_dataset(data: ml_collections.ConfigDict, *, vocab: Vocab, tokenizer: Te
       vocab=vocab, tokenizer=tokenizer, codes_fn=codes_fn, seed=data.seed, seq_len=seq_len,
       image_size=data.image_size, resize=data.resize, doc_ratios=dict(data.doc_ratios),
       caption_dropout=data.caption_dropout, loss_on_prompt=data.loss_on_prompt,
-      max_caption_chars=data.max_caption_chars))
+      max_caption_chars=data.max_caption_chars, stream=process_index))
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=data.read_threads,
                                             prefetch_buffer_size=data.prefetch_buffer_size))
   it = pack_documents(it, vocab=vocab, seq_len=seq_len, seed=data.seed,
