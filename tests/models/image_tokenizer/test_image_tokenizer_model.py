@@ -1,0 +1,97 @@
+"""The autoencoder's public API: shapes, dtypes, input conventions, logical axes, learning."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from unified_mm.models.image_tokenizer import TokenizerAutoencoder
+from unified_mm.models.image_tokenizer.layers import CONV_AXES, depth_to_space, space_to_depth
+from unified_mm.parallel.sharding import LOGICAL_AXES
+from unified_mm.tasks.tokenizer import render_scenes
+
+TINY = dict(image_size=32, channels=(8, 16, 16), latent_channels=4,
+            latent_decoder_channels=(16, 8), preview_decoder_channels=(16, 16, 8),
+            norm_groups=4)
+
+
+def tiny_model(**overrides):
+  with nnx.use_eager_sharding(False):
+    return TokenizerAutoencoder(**(TINY | overrides), rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def images():
+  return render_scenes(3, range(4), 32, 1, 3)[1]  # [4, 32, 32, 3] uint8
+
+
+def test_api_shapes_and_dtypes(images):
+  model = tiny_model()
+  z = nnx.jit(TokenizerAutoencoder.encode_latent)(model, images)
+  ids = nnx.jit(TokenizerAutoencoder.encode_codes)(model, images)
+  assert z.shape == (4, 8, 8, 4) and z.dtype == jnp.float32
+  assert model.latent_grid == (8, 8) and model.code_grid == (4, 4)
+  assert ids.shape == (4, 4, 4) and ids.dtype == jnp.int32
+  assert 0 <= int(ids.min()) and int(ids.max()) < model.codebook_size == 1000
+  assert nnx.jit(TokenizerAutoencoder.decode_latent)(model, z).shape == (4, 32, 32, 3)
+  assert nnx.jit(TokenizerAutoencoder.decode_codes)(model, ids).shape == (4, 32, 32, 3)
+
+
+def test_uint8_and_signed_float_inputs_agree_and_paths_match_the_training_call(images):
+  model = tiny_model()
+  as_float = images.astype(np.float32) / 127.5 - 1.0
+  np.testing.assert_allclose(model.encode_latent(images), model.encode_latent(as_float), atol=1e-6)
+  out = model(images)
+  np.testing.assert_array_equal(np.asarray(model.encode_codes(images)), np.asarray(out["ids"]))
+  np.testing.assert_allclose(model.decode_latent(model.encode_latent(images)),
+                             out["latent_recon"], atol=1e-5)
+  np.testing.assert_allclose(model.decode_codes(out["ids"]), out["code_recon"], atol=1e-5)
+
+
+def test_every_param_has_known_logical_axes():
+  model = tiny_model()
+  params = nnx.state(model, nnx.Param)
+  leaves = jax.tree_util.tree_leaves_with_path(params, is_leaf=lambda x: isinstance(x, nnx.Variable))
+  assert leaves
+  for path, var in leaves:
+    names = var.get_metadata().get("out_sharding")
+    assert names is not None and len(names) == var[...].ndim, path
+    assert set(names) <= LOGICAL_AXES, (path, names)
+    if var[...].ndim == 4:
+      assert tuple(names) == CONV_AXES, path
+
+
+def test_space_depth_round_trip():
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  y = space_to_depth(x, 2)
+  assert y.shape == (2, 4, 4, 12)
+  np.testing.assert_array_equal(depth_to_space(y, 2), x)
+  np.testing.assert_array_equal(y[0, 1, 2, :3], x[0, 2, 4])  # top-left pixel of the patch
+
+
+def test_small_loop_learns_both_paths(images):
+  model = tiny_model()
+  opt = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
+  target = images.astype(np.float32) / 127.5 - 1.0
+
+  @nnx.jit
+  def step(model, opt):
+    def loss_fn(m):
+      out = m(images)
+      return (jnp.abs(out["latent_recon"] - target).mean()
+              + jnp.abs(out["code_recon"] - target).mean())
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    opt.update(model, grads)
+    return loss
+
+  first = float(step(model, opt))
+  for _ in range(40):
+    last = float(step(model, opt))
+  assert last < 0.5 * first, (first, last)
+
+
+def test_rejects_code_stage_finer_than_latent_stage():
+  with pytest.raises(ValueError, match="latent_stage"):
+    tiny_model(latent_stage=2, code_stage=1)

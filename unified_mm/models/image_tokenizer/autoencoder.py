@@ -1,0 +1,119 @@
+"""The image tokenizer: one encoder, two outputs.
+
+  images [B, H, W, 3] ──► Encoder ──► stage `latent_stage` ──► z [B, H/4, W/4, Cz] ──► latent decoder ──► pixels
+                                  └─► stage `code_stage`   ──► FSQ ids [B, H/8, W/8]  ──► preview decoder ──► pixels
+
+Images go in as uint8 [0, 255] *or* float in [-1, 1] (integer dtypes are
+converted); pixels come out as float in [-1, 1] (`layers.to_uint8` converts).
+Every method is batched and jit-friendly: `nnx.jit(TokenizerAutoencoder.encode_codes)(model, images)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from unified_mm.models.image_tokenizer.decoder import Decoder
+from unified_mm.models.image_tokenizer.encoder import Encoder
+from unified_mm.models.image_tokenizer.fsq import DEFAULT_LEVELS, FSQ
+from unified_mm.models.image_tokenizer.layers import as_signed_unit, conv, group_norm
+
+
+class TokenizerAutoencoder(nnx.Module):
+
+  def __init__(self, *, image_size: int = 64, channels: Sequence[int] = (32, 64, 128),
+               num_res_blocks: int = 1, stem_patch: int = 2, latent_stage: int = 1,
+               latent_channels: int = 8, code_stage: int = 2,
+               fsq_levels: Sequence[int] = DEFAULT_LEVELS,
+               latent_decoder_channels: Sequence[int] = (64, 32),
+               preview_decoder_channels: Sequence[int] = (128, 64, 32),
+               decoder_res_blocks: int = 1, norm_groups: int = 8,
+               dtype: str = "float32", param_dtype: str = "float32", rngs: nnx.Rngs):
+    if not 0 <= latent_stage <= code_stage < len(channels):
+      raise ValueError(f"need 0 <= latent_stage={latent_stage} <= code_stage={code_stage} "
+                       f"< len(channels)={len(channels)}")
+    dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.image_size = image_size
+    self.dtype = dtype
+    self.latent_stage, self.code_stage = latent_stage, code_stage
+    self.latent_downsample = stem_patch * 2**latent_stage
+    self.code_downsample = stem_patch * 2**code_stage
+    self.latent_channels = latent_channels
+    self.fsq = FSQ(fsq_levels)
+    self.encoder = Encoder(channels=channels, num_res_blocks=num_res_blocks,
+                           stem_patch=stem_patch, norm_groups=norm_groups, **kw)
+    self.latent_norm = group_norm(channels[latent_stage], norm_groups, **kw)
+    self.latent_proj = conv(channels[latent_stage], latent_channels, 3, **kw)
+    self.code_norm = group_norm(channels[code_stage], norm_groups, **kw)
+    self.code_proj = conv(channels[code_stage], self.fsq.dim, 1, **kw)
+    # Each decoder must undo its own downsampling: 2**(stages - 1) * out_patch.
+    self.latent_decoder = Decoder(
+        in_features=latent_channels, channels=latent_decoder_channels,
+        num_res_blocks=decoder_res_blocks,
+        out_patch=self.latent_downsample // 2**(len(latent_decoder_channels) - 1),
+        norm_groups=norm_groups, **kw)
+    self.preview_decoder = Decoder(
+        in_features=self.fsq.dim, channels=preview_decoder_channels,
+        num_res_blocks=decoder_res_blocks,
+        out_patch=self.code_downsample // 2**(len(preview_decoder_channels) - 1),
+        norm_groups=norm_groups, **kw)
+
+  # ---- grids ----------------------------------------------------------------
+  @property
+  def latent_grid(self) -> tuple[int, int]:
+    s = self.image_size // self.latent_downsample
+    return (s, s)
+
+  @property
+  def code_grid(self) -> tuple[int, int]:
+    s = self.image_size // self.code_downsample
+    return (s, s)
+
+  @property
+  def codebook_size(self) -> int:
+    return self.fsq.codebook_size
+
+  # ---- heads ------------------------------------------------------------------
+  def _latent_head(self, features: jax.Array) -> jax.Array:
+    return self.latent_proj(jax.nn.silu(self.latent_norm(features)))  # [B, h, w, Cz]
+
+  def _code_head(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+    pre = self.code_proj(jax.nn.silu(self.code_norm(features)))  # [B, h, w, d]
+    return self.fsq(pre.astype(jnp.float32))  # codes [B, h, w, d], ids [B, h, w]
+
+  # ---- public API -------------------------------------------------------------
+  def encode_latent(self, images: jax.Array) -> jax.Array:
+    """[B, H, W, 3] -> z [B, H/4, W/4, Cz] (unnormalised; see loader.latent_stats)."""
+    features = self.encoder(as_signed_unit(images, self.dtype), num_stages=self.latent_stage + 1)
+    return self._latent_head(features[self.latent_stage]).astype(jnp.float32)
+
+  def decode_latent(self, z: jax.Array) -> jax.Array:
+    """z [B, h, w, Cz] -> [B, H, W, 3] float in ~[-1, 1]."""
+    return self.latent_decoder(z.astype(self.dtype)).astype(jnp.float32)
+
+  def encode_codes(self, images: jax.Array) -> jax.Array:
+    """[B, H, W, 3] -> int32 ids [B, H/8, W/8] in [0, codebook_size)."""
+    features = self.encoder(as_signed_unit(images, self.dtype), num_stages=self.code_stage + 1)
+    return self._code_head(features[self.code_stage])[1]
+
+  def decode_codes(self, ids: jax.Array) -> jax.Array:
+    """int ids [B, h, w] -> [B, H, W, 3] float in ~[-1, 1] (the preview decoder)."""
+    codes = self.fsq.ids_to_codes(ids, self.dtype)
+    return self.preview_decoder(codes).astype(jnp.float32)
+
+  def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
+    """Both paths at once, for training: z, codes, ids and both reconstructions."""
+    features = self.encoder(as_signed_unit(images, self.dtype))
+    z = self._latent_head(features[self.latent_stage])
+    codes, ids = self._code_head(features[self.code_stage])
+    return {
+        "z": z.astype(jnp.float32),
+        "codes": codes,
+        "ids": ids,
+        "latent_recon": self.latent_decoder(z).astype(jnp.float32),
+        "code_recon": self.preview_decoder(codes.astype(self.dtype)).astype(jnp.float32),
+    }

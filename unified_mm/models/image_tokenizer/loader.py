@@ -1,0 +1,90 @@
+"""Restores a trained tokenizer from its workdir, frozen, for other stages.
+
+    model, stats = load_tokenizer("runs/shapes/tokenizer")
+    z = model.encode_latent(images)                      # [B, 16, 16, Cz]
+    z_normalised = (z - stats.mean) / stats.std          # what the renderer diffuses
+    ids = model.encode_codes(images)                     # [B, 8, 8] int32
+
+The model is rebuilt from the config saved in the checkpoint, so a caller needs
+nothing but the directory. `latent_stats.json` is written by the tokenizer
+evaluator (per-channel mean/std of z on held-out scenes); when a workdir lacks
+it, the statistics are computed here from freshly rendered scenes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import jax
+import numpy as np
+from flax import nnx
+
+from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
+from unified_mm.parallel.mesh import make_mesh
+from unified_mm.parallel.sharding import activate, rules_from_config
+from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.state import split_params
+
+LATENT_STATS_FILE = "latent_stats.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentStats:
+  mean: np.ndarray  # [Cz]
+  std: np.ndarray   # [Cz]
+
+  def normalise(self, z):
+    return (z - self.mean) / self.std
+
+  def denormalise(self, z):
+    return z * self.std + self.mean
+
+
+def _replicated_config(saved: dict) -> tuple[dict, tuple]:
+  """Model kwargs and rules from a saved config; JSON lists become tuples."""
+  model_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["model"].items()}
+  return model_kwargs, rules_from_config(saved.get("rules", []))
+
+
+def load_tokenizer(workdir: str | pathlib.Path, step: int | None = None, *,
+                   devices=None) -> tuple[TokenizerAutoencoder, LatentStats]:
+  """(frozen model, latent statistics) from the latest (or given) checkpoint of a workdir.
+
+  Params are replicated over `devices` (default: all); the tokenizer is small
+  and every stage that uses it runs it data-parallel.
+  """
+  workdir = pathlib.Path(workdir)
+  ckpts = Checkpoints(checkpoint_dir(workdir), read_only=True)
+  try:
+    step = ckpts.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"{workdir}: no complete tokenizer checkpoint in {ckpts.directory}")
+    saved = ckpts.saved_config(step)
+    model_kwargs, rules = _replicated_config(saved)
+    replicated = tuple((name, None) for name, _ in rules)
+    mesh = make_mesh({"data": -1}, devices)
+    with activate(mesh, replicated):
+      abstract = nnx.eval_shape(lambda: TokenizerAutoencoder(**model_kwargs, rngs=nnx.Rngs(0)))
+      model_def, abstract_params = split_params(abstract)
+      sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+      target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
+                for k, v in abstract_params.items()}
+      params = ckpts.restore_params(step, target)
+  finally:
+    ckpts.close()
+  model = model_def.module(params)
+  return model, latent_stats(workdir, model)
+
+
+def latent_stats(workdir: pathlib.Path, model: TokenizerAutoencoder,
+                 num_scenes: int = 256) -> LatentStats:
+  path = workdir / LATENT_STATS_FILE
+  if path.exists():
+    d = json.loads(path.read_text())
+    return LatentStats(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+  from unified_mm.tasks.tokenizer import render_scenes  # noqa: PLC0415
+  _, images = render_scenes(20_011, range(num_scenes), model.image_size, 1, 4)
+  z = np.asarray(nnx.jit(TokenizerAutoencoder.encode_latent)(model, images))
+  return LatentStats(z.mean(axis=(0, 1, 2)), np.maximum(z.std(axis=(0, 1, 2)), 1e-6))

@@ -1,0 +1,148 @@
+"""Stage 1 as a Task: the image tokenizer trained on the shapes world.
+
+Data are rendered on the fly from `scene_for_index(seed, index)`, so the
+iterator's whole state is its step count: row i of step s on process p is
+scene (s * P + p) * b + i. Held-out scenes use `eval.seed`, never seen in training.
+
+Loss (both paths, pixels in [-1, 1]):
+    l1 + mse of the latent reconstruction
+  + code_weight * (l1 + mse) of the preview (FSQ) reconstruction
+  + latent_reg_weight * mean(z^2)      (keeps the renderer's latent at a sane scale)
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from unified_mm.data.shapes.render import render
+from unified_mm.data.shapes.scene import scene_for_index
+from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
+from unified_mm.models.image_tokenizer.layers import as_signed_unit
+
+IMAGE_AXES = ("batch", "height", "width", "channels")
+
+
+def render_scenes(seed: int, indices, resolution: int, min_objects: int, max_objects: int):
+  """(scenes, [N, H, W, 3] uint8) for scene indices of `seed`."""
+  scenes = [scene_for_index(seed, int(i), resolution=resolution, min_objects=min_objects,
+                            max_objects=max_objects) for i in indices]
+  images = np.stack([render(s) for s in scenes]) if scenes else np.zeros(
+      (0, resolution, resolution, 3), np.uint8)
+  return scenes, images
+
+
+class ShapesImageIterator:
+  """This process's rows of an endless, seeded stream of rendered scenes. State: {"step": s}."""
+
+  def __init__(self, data_cfg, process_index: int, process_count: int, local_batch_size: int):
+    self.seed, self.resolution = int(data_cfg.seed), int(data_cfg.resolution)
+    self.min_objects, self.max_objects = int(data_cfg.min_objects), int(data_cfg.max_objects)
+    self.process_index, self.process_count = process_index, process_count
+    self.local_batch_size = local_batch_size
+    self.step = 0
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    start = (self.step * self.process_count + self.process_index) * self.local_batch_size
+    self.step += 1
+    _, images = render_scenes(self.seed, range(start, start + self.local_batch_size),
+                              self.resolution, self.min_objects, self.max_objects)
+    return {"image": images}  # [b, H, W, 3] uint8
+
+  def get_state(self) -> dict:
+    return {"step": self.step, "process_index": self.process_index,
+            "process_count": self.process_count}
+
+  def set_state(self, state: dict) -> None:
+    self.step = int(state["step"])
+
+
+def psnr_from_mse(mse: jax.Array) -> jax.Array:
+  """PSNR in dB for an MSE measured on the [-1, 1] scale (peak-to-peak 2)."""
+  return 10.0 * jnp.log10(4.0 / jnp.maximum(mse, 1e-10))
+
+
+def saturated_error(recon: jax.Array, target: jax.Array) -> jax.Array:
+  """recon - target, except that overshooting a target at the edge of the range
+  (+-1, i.e. pixel 0 or 255) costs nothing: outputs are clipped to [-1, 1] in
+  use, and the palette's channels are mostly 0 or 255, so the decoder may
+  saturate instead of landing exactly on the boundary."""
+  err = recon - target
+  free = ((target >= 1.0) & (err > 0)) | ((target <= -1.0) & (err < 0))
+  return jnp.where(free, 0.0, err)
+
+
+def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, code_weight: float,
+                        latent_reg_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+  out = model(images)
+  target = as_signed_unit(images)  # [B, H, W, 3]
+  err_latent = saturated_error(out["latent_recon"], target)
+  err_code = saturated_error(out["code_recon"], target)
+  l1_latent, mse_latent = jnp.abs(err_latent).mean(), jnp.square(err_latent).mean()
+  l1_code, mse_code = jnp.abs(err_code).mean(), jnp.square(err_code).mean()
+  z_ms = jnp.square(out["z"]).mean()
+  loss = (l1_latent + mse_latent + code_weight * (l1_code + mse_code)
+          + latent_reg_weight * z_ms)
+  metrics = {
+      "latent_l1": l1_latent, "latent_psnr": psnr_from_mse(mse_latent),
+      "code_l1": l1_code, "code_psnr": psnr_from_mse(mse_code),
+      "z_rms": jnp.sqrt(z_ms),
+  }
+  return loss, metrics
+
+
+class TokenizerTask:
+  name = "tokenizer"
+
+  def __init__(self, config):
+    self.config = config
+    self.code_weight = float(config.loss.code_weight)
+    self.latent_reg_weight = float(config.loss.latent_reg_weight)
+    self.workdir: pathlib.Path | None = None
+    self._evaluators = None
+
+  def bind_workdir(self, workdir) -> None:
+    """Where evaluators write their image grids and the latent statistics."""
+    self.workdir = pathlib.Path(workdir)
+
+  def build_model(self, rngs: nnx.Rngs) -> TokenizerAutoencoder:
+    return TokenizerAutoencoder(**self.config.model, rngs=rngs)
+
+  def loss(self, model: TokenizerAutoencoder, batch, rng: jax.Array):
+    del rng  # deterministic model
+    return reconstruction_loss(model, batch["image"], code_weight=self.code_weight,
+                               latent_reg_weight=self.latent_reg_weight)
+
+  def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
+    return {"image": IMAGE_AXES}
+
+  def make_data(self, process_index: int, process_count: int,
+                local_batch_size: int) -> ShapesImageIterator:
+    return ShapesImageIterator(self.config.data, process_index, process_count, local_batch_size)
+
+  def evaluators(self):
+    """Built once (rendering 500 held-out scenes), then reused at every eval."""
+    if self._evaluators is None:
+      from unified_mm.eval.tokenizer_eval import TokenizerEvaluator
+      e = self.config.eval
+      self._evaluators = [] if not int(e.num_scenes) else [TokenizerEvaluator(
+          seed=int(e.seed), num_scenes=int(e.num_scenes), resolution=int(self.config.data.resolution),
+          max_objects=int(e.max_objects), batch_size=int(e.batch_size),
+          analyze_scenes=int(e.analyze_scenes), grid_images=int(e.grid_images),
+          out_dir=self.workdir)]
+    return self._evaluators
+
+  def tokens_in(self, batch) -> int:
+    return int(np.prod(np.shape(batch["image"])[:3]))  # pixels
+
+
+def make_task(config) -> TokenizerTask:
+  return TokenizerTask(config)
