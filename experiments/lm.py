@@ -110,8 +110,8 @@ LLAMAGEN = {  # name: (dim, n_layer, n_head, published params)
     "xxl": (1536, 48, 24, 1.4e9),
     "3b": (3200, 24, 32, 3.1e9),
 }
-LLAMAGEN_MESH = {"b": dict(data=-1), "l": dict(fsdp=-1), "xl": dict(fsdp=-1),
-                 "xxl": dict(fsdp=-1), "3b": dict(fsdp=-1, tensor=4)}
+LLAMAGEN_MESH = {"b": dict(data=-1), "l": dict(data=1, fsdp=-1), "xl": dict(data=1, fsdp=-1),
+                 "xxl": dict(data=1, fsdp=-1), "3b": dict(data=1, fsdp=-1, tensor=4)}
 
 
 def llamagen(size: str):
@@ -141,7 +141,7 @@ def chameleon_7b():
                 steps=100_000, batch_size=1024, log_every_steps=100)
   c.optim.update(lr=1e-4, warmup_steps=4000, weight_decay=0.1, b2=0.95, eps=1e-5)
   c.loss.z_loss = 1e-5
-  c.mesh = mesh_config(fsdp=-1, tensor=8)
+  c.mesh = mesh_config(data=1, fsdp=-1, tensor=8)
   c.ckpt.save_every_steps = 2000
   return c
 
