@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import good_pairs, png_bytes, small_config
+from pipeline_test_data import good_pairs, png_bytes, small_config
 
 from unified_mm.data.config import default_data_config
 from unified_mm.data.packing import BATCH_KEYS, unpack_row

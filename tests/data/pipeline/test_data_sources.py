@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import (BAD_CASES, SIZE, all_bad_items, bad_count, good_pairs, png_bytes,
+from pipeline_test_data import (BAD_CASES, SIZE, all_bad_items, bad_count, good_pairs, png_bytes,
                       small_config, write_files, write_tar)
 
 from unified_mm.data.build import build_array_record
