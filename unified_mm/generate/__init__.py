@@ -1,0 +1,1 @@
+"""Prompt -> PNG: the unified transformer plans visual tokens, the renderer draws them."""

@@ -1,0 +1,124 @@
+"""Generation: prompt -> visual tokens (AR) -> latent (renderer) -> pixels.
+
+    stages = load_stages("runs/shapes")
+    images = generate(stages, ["two red circles left of a blue square"], seed=0)
+
+- `plan_codes`: SentencePiece ids in the caption->image layout
+  `BOS text BOI`, then exactly the grid's count of image codes, sampled with the
+  KV cache under `ImageSpanConstraint` (only image codes inside BOI...EOI) and
+  classifier-free guidance against the caption-less prompt `BOS BOI`;
+- `render_codes`: the renderer draws a latent from those codes (and the prompt,
+  when it reads text), the tokenizer's latent decoder turns it into pixels;
+  `preview=True` instead decodes the codes with the tokenizer's preview decoder;
+- `edit_codes`: in-context editing, `BOS BOI codes0 EOI instruction SEP BOI`;
+- `caption_codes`: image -> `BOS BOI codes EOI` -> greedy text until a special.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from unified_mm.generate.stages import ArStage, Stages
+
+
+def _left_padded(rows: list[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]:
+  length = max(len(r) for r in rows)
+  tokens = np.full((len(rows), length), pad, np.int32)
+  mask = np.zeros((len(rows), length), bool)
+  for i, r in enumerate(rows):
+    tokens[i, length - len(r):] = r
+    mask[i, length - len(r):] = True
+  return tokens, mask
+
+
+def _sample_image(ar: ArStage, prompts: list[np.ndarray], uncond: list[np.ndarray], rng, *,
+                  grid: int, cfg_scale: float, temperature: float, top_k: int) -> np.ndarray:
+  from unified_mm.models.transformer.sampling import ImageSpanConstraint, sample  # noqa: PLC0415
+  v = ar.vocab
+  start, stop = v.image_range
+  constraint = ImageSpanConstraint(boi=v.boi, eoi=v.eoi, image_start=start, image_stop=stop,
+                                   grid_count=grid * grid)
+  tokens, mask = _left_padded(prompts, v.pad)
+  guided = {}
+  if cfg_scale != 1.0:
+    u_tokens, u_mask = _left_padded(uncond, v.pad)
+    guided = dict(cfg_scale=cfg_scale, uncond_tokens=u_tokens, uncond_mask=u_mask)
+  out = sample(ar.model, tokens, grid * grid, rng, temperature=temperature, top_k=top_k,
+               constraint=constraint, prompt_mask=mask, pad_id=v.pad, **guided)
+  return v.ids_to_codes(np.asarray(out)).reshape(len(prompts), grid, grid)
+
+
+def plan_codes(ar: ArStage, prompts: list[str], rng, *, grid: int, cfg_scale: float = 3.0,
+               temperature: float = 1.0, top_k: int = 0) -> np.ndarray:
+  """[B, grid, grid] visual-token ids for text prompts."""
+  v = ar.vocab
+  rows = [np.concatenate([[v.bos], ar.text.encode(p), [v.boi]]).astype(np.int32) for p in prompts]
+  uncond = [np.array([v.bos, v.boi], np.int32)] * len(prompts)
+  return _sample_image(ar, rows, uncond, rng, grid=grid, cfg_scale=cfg_scale,
+                       temperature=temperature, top_k=top_k)
+
+
+def edit_codes(ar: ArStage, codes: np.ndarray, instructions: list[str], rng, *,
+               cfg_scale: float = 3.0, temperature: float = 1.0, top_k: int = 0) -> np.ndarray:
+  """[B, g, g] codes of the edited images, from source codes and instructions."""
+  v = ar.vocab
+  grid = codes.shape[1]
+  def image(c):
+    return [v.boi, *v.codes_to_ids(c.reshape(-1)), v.eoi]
+  rows = [np.array([v.bos, *image(c), *ar.text.encode(t), v.sep, v.boi], np.int32)
+          for c, t in zip(codes, instructions)]
+  uncond = [np.array([v.bos, *image(c), v.sep, v.boi], np.int32) for c in codes]
+  return _sample_image(ar, rows, uncond, rng, grid=grid, cfg_scale=cfg_scale,
+                       temperature=temperature, top_k=top_k)
+
+
+def caption_codes(ar: ArStage, codes: np.ndarray, rng, *, max_tokens: int = 48) -> list[str]:
+  """Greedy captions of images given as [B, g, g] codes."""
+  from unified_mm.models.transformer.sampling import sample, vocab_range_mask  # noqa: PLC0415
+  v = ar.vocab
+  start, stop = v.image_range
+  rows = [np.array([v.bos, v.boi, *v.codes_to_ids(c.reshape(-1)), v.eoi], np.int32) for c in codes]
+  out = np.asarray(sample(ar.model, np.stack(rows), max_tokens, rng, temperature=0.0,
+                          logit_mask_fn=vocab_range_mask(start, stop, allow=False)))
+  texts = []
+  for row in out:
+    end = np.flatnonzero(row >= v.text_size)
+    texts.append(ar.text.decode(row[:end[0] if len(end) else len(row)]))
+  return texts
+
+
+def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, steps: int = 8,
+                 chunks: int = 1, cfg_scale: float = 1.0, method: str = "heun") -> np.ndarray:
+  """uint8 [B, H, W, 3]: the renderer's latent for the codes, through the latent decoder."""
+  from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
+  from unified_mm.tasks.renderer import encode_text  # noqa: PLC0415
+  task = stages.renderer_task
+  ids, mask = encode_text(task.tokenizer, prompts, int(task.config.model.text_len))
+  inputs = task.context_inputs({"codes": jnp.asarray(codes, jnp.int32), "text_ids": ids,
+                                "text_mask": mask})
+  z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
+                     method=method, shift=float(task.config.sample.shift), **inputs)
+  return stages.frontend.decode_latent(jax.device_get(z))
+
+
+def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: float = 3.0,
+             temperature: float = 1.0, top_k: int = 0, preview: bool = False,
+             steps: int = 8, chunks: int = 1, render_cfg: float = 1.0, method: str = "heun",
+             init_images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """(images uint8 [B, H, W, 3], codes [B, g, g]) for prompts (or edit instructions
+  when `init_images` [B, H, W, 3] are given)."""
+  plan_rng, render_rng = jax.random.split(jax.random.key(seed))
+  grid = stages.frontend.code_grid
+  if init_images is not None:
+    _, source = stages.frontend.encode(init_images)
+    codes = edit_codes(stages.ar, source, prompts, plan_rng, cfg_scale=cfg_scale,
+                       temperature=temperature, top_k=top_k)
+  else:
+    codes = plan_codes(stages.ar, prompts, plan_rng, grid=grid, cfg_scale=cfg_scale,
+                       temperature=temperature, top_k=top_k)
+  if preview:
+    return stages.frontend.decode_codes(codes), codes
+  return render_codes(stages, codes, prompts, render_rng, steps=steps, chunks=chunks,
+                      cfg_scale=render_cfg, method=method), codes
