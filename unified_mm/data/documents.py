@@ -44,6 +44,7 @@ class RecordToDocument:
   loss_on_prompt: bool = True
   max_caption_chars: int = 1000
   stream: int = 0
+  code_grid: tuple[int, ...] | None = None  # None: probed with one codes_fn call when needed
 
   def __call__(self, index: int, record: dict[str, Any]) -> dict[str, np.ndarray]:
     try:
@@ -51,8 +52,30 @@ class RecordToDocument:
       reason = None
     except BadRecord as e:
       example, reason = sequences.empty_example(), e.reason
+      example.update(code_image=np.zeros((0,), np.int32), code_pos=np.zeros((0,), np.int32),
+                     images=self._no_images())
     example["counts"] = counts_vector(reason)
     return example
+
+  def _no_images(self) -> np.ndarray:
+    return np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+
+  def _grid(self) -> tuple[int, ...]:
+    if self.code_grid is None:
+      probe = np.zeros((1, self.image_size, self.image_size, 3), np.uint8)
+      self.code_grid = tuple(np.asarray(self.codes_fn(probe)).shape[1:])
+    return self.code_grid
+
+  def _code_slots(self, tokens: np.ndarray, num_images: int) -> dict[str, np.ndarray]:
+    """Where the placeholder codes of the i-th image sit (see batch_codes.py)."""
+    image = np.full(len(tokens), -1, np.int32)
+    pos = np.zeros(len(tokens), np.int32)
+    if num_images:
+      hw = int(np.prod(self._grid()))
+      for i, boi in enumerate(np.flatnonzero(tokens == self.vocab.boi)):
+        image[boi + 1:boi + 1 + hw] = i
+        pos[boi + 1:boi + 1 + hw] = np.arange(hw)
+    return {"code_image": image, "code_pos": pos}
 
   def _text(self, text: Any, what: str) -> np.ndarray:
     if isinstance(text, bytes):
@@ -66,14 +89,19 @@ class RecordToDocument:
       raise BadRecord("long_caption", f"{what} of {len(text)} chars")
     return self.tokenizer.encode(text)
 
-  def _codes(self, parts: list[dict[str, Any]]) -> list[np.ndarray]:
-    """Pre-tokenised codes where every part has them, else one codes_fn call."""
+  def _codes(self, parts: list[dict[str, Any]]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Codes for every part, and the decoded images still to be encoded.
+
+    Pre-tokenised codes are used as they are (no images left to encode).
+    Otherwise the images are decoded and validated here, and get placeholder
+    codes that the batch's one `codes_fn` call replaces (batch_codes.py).
+    """
     if all(p.get("codes") is not None for p in parts):
-      return [np.asarray(p["codes"]) for p in parts]
+      return [np.asarray(p["codes"]) for p in parts], self._no_images()
     if any(p.get("image") is None for p in parts):
       raise BadRecord("unreadable", "record without an image")
     images = np.stack([decode_image(p["image"], self.image_size, self.resize) for p in parts])
-    return list(self.codes_fn(images))
+    return [np.zeros(self._grid(), np.int32)] * len(parts), images
 
   def _kind(self, rng: np.random.Generator, has_edits: bool) -> str:
     kinds = [k for k in DOC_KINDS if has_edits or k != "edit"]
@@ -95,14 +123,17 @@ class RecordToDocument:
       kind = "caption_to_image"
     if kind == "edit":
       instructions = [self._text(e.get("instruction"), "instruction") for e in edits]
-      codes = self._codes([record, *edits])
+      codes, images = self._codes([record, *edits])
       parts = sequences.edit(self.vocab, codes, instructions)
     elif kind == "image_to_caption":
-      parts = sequences.image_to_caption(self.vocab, caption, self._codes([record])[0])
+      codes, images = self._codes([record])
+      parts = sequences.image_to_caption(self.vocab, caption, codes[0])
     else:
       text = None if rng.random() < self.caption_dropout else caption
-      parts = sequences.caption_to_image(self.vocab, text, self._codes([record])[0])
+      codes, images = self._codes([record])
+      parts = sequences.caption_to_image(self.vocab, text, codes[0])
     example = sequences.to_example(self.vocab, parts, self.loss_on_prompt)
     if len(example["tokens"]) > self.seq_len:
       raise BadRecord("too_long", f"{kind} document of {len(example['tokens']) + 1} ids")
+    example.update(self._code_slots(example["tokens"], len(images)), images=images)
     return example

@@ -6,6 +6,7 @@
       .to_iter_dataset(ReadOptions)
     FirstFitPackIterDataset                      rows of seq_len with segment ids and positions
       .batch(local_batch_size)
+      .map(FillCodes)                            one codes_fn call for the batch's images
       .mp_prefetch(num_workers)                  optional worker processes
 
 Batches are numpy dicts of int32 [B, T]: `tokens`, `targets`, `positions`,
@@ -25,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from unified_mm.data import bad_records
+from unified_mm.data.batch_codes import FillCodes, stack_rows
 from unified_mm.data.config import validate_data_config
 from unified_mm.data.documents import CodesFn, RecordToDocument
 from unified_mm.data.packing import pack_documents
@@ -76,7 +78,8 @@ def make_dataset(data: ml_collections.ConfigDict, *, vocab: Vocab, tokenizer: Te
                                             prefetch_buffer_size=data.prefetch_buffer_size))
   it = pack_documents(it, vocab=vocab, seq_len=seq_len, seed=data.seed,
                       num_bins=local_batch_size * data.num_bins_factor)
-  it = it.batch(local_batch_size, drop_remainder=drop_remainder)
+  it = it.batch(local_batch_size, drop_remainder=drop_remainder, batch_fn=stack_rows)
+  it = it.map(FillCodes(codes_fn, vocab.image_offset))
   if data.num_workers > 0:
     _ensure_absl_flags_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.num_workers))

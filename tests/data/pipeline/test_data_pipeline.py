@@ -172,3 +172,46 @@ def test_finite_shapes_world_ends_after_its_epochs(vocab, tokenizer, codes_fn):
     stats = it.stats()
   assert stats["data/examples"] == 40 and stats["data/skipped"] == 0
   assert 0 < rows < 40
+
+
+def test_batched_codes_land_on_their_own_documents(vocab, tokenizer, codes_fn):
+  """One codes_fn call per batch: every image's codes end up in its own document."""
+  from pipeline_test_data import image_of
+
+  from unified_mm.data.sequences import parse
+  source = []
+  for i in range(24):
+    record = {"image": png_bytes(image_of(i)), "caption": f"item {i}",
+              "edits": [{"instruction": f"edit {i}", "image": image_of(1000 + i)}]}
+    source.append(record)
+    if i % 5 == 0:  # skipped records in between: empty documents inside rows
+      source.append({"image": b"junk", "caption": "bad"})
+  calls = []
+
+  def counting_codes(images):
+    calls.append(len(images))
+    return codes_fn(images)
+
+  cfg = small_config(seq_len=128, doc_ratios=dict(caption_to_image=1.0, image_to_caption=1.0,
+                                                 edit=1.0))
+  with make_train_iterator(cfg, vocab, counting_codes, 0, 1, 3, tokenizer=tokenizer,
+                           source=source, drop_remainder=False) as it:
+    batches = list(it)
+    assert it.stats()["data/examples"] == 24 and it.stats()["data/skipped_bad_image"] == 5
+  codes = lambda im: codes_fn(im[None])[0].reshape(-1).tolist()  # noqa: E731
+  seen = set()
+  for b in batches:
+    for r in range(len(b["tokens"])):
+      row = {k: v[r] for k, v in b.items()}
+      check_row(row, vocab)
+      for doc in unpack_row(row):
+        parts = parse(vocab, np.append(doc["tokens"], doc["targets"][-1]))
+        text = next(tokenizer.decode(p) for k, p in parts if k == "text")
+        kind, i = text.split()
+        got = [p.tolist() for k, p in parts if k == "image"]
+        want = [codes(image_of(int(i)))] + ([codes(image_of(1000 + int(i)))] if kind == "edit"
+                                            else [])
+        assert got == want, text
+        seen.add(text)
+  assert any(t.startswith("edit") for t in seen) and len(seen) == 24
+  assert len(calls) <= len(batches) + 1  # the +1: probing the code grid once
