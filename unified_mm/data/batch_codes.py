@@ -38,14 +38,21 @@ class FillCodes:
 
   codes_fn: CodesFn
   image_offset: int
+  # The image count varies from batch to batch; a jitted tokenizer would
+  # compile once per count. Padding to a multiple keeps that to a few shapes.
+  pad_to: int = 16
 
   def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     batch = dict(batch)
     images = batch.pop("images")
     ci, pos = batch.pop("code_image"), batch.pop("code_pos")
-    if not len(images):
+    n = len(images)
+    if not n:
       return batch
-    codes = np.asarray(self.codes_fn(images)).reshape(len(images), -1)  # [M, h*w]
+    padded = -(-n // self.pad_to) * self.pad_to
+    if padded > n:
+      images = np.concatenate([images, np.zeros((padded - n, *images.shape[1:]), images.dtype)])
+    codes = np.asarray(self.codes_fn(images))[:n].reshape(n, -1)  # [M, h*w]
     pending = ci >= 0
     tokens = batch["tokens"].copy()
     tokens[pending] = codes[ci[pending], pos[pending]] + self.image_offset
