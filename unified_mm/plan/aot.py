@@ -139,8 +139,10 @@ def lower_train_step(config, devices, task=None):
 _OOM_NUMBERS = re.compile(
     r"([\d.]+)\s*([KMGT]?i?B?)\b[^.\n]*?(?:exceed|over|more than|available)[^\d]*([\d.]+)\s*([KMGT]?i?B?)",
     re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20,
-          "G": 1e9, "GB": 1e9, "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
+# XLA prints sizes like "42.01G" in binary units (v5e's 16 GiB shows as 15.75G usable).
+_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
+          "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40,
+          "TIB": 2**40}
 
 
 def _oom_sizes(message: str) -> tuple[int | None, int | None]:

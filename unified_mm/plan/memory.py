@@ -27,6 +27,7 @@ class MemoryEstimate:
   gradients: int
   activations: int | None       # None: no activation model for this stage
   remat: str = "none"
+  param_count: int = 0
 
   @property
   def total(self) -> int:
@@ -56,12 +57,18 @@ def _param_specs(task, seed: int, rules) -> tuple[dict, dict]:
   return params, flat_specs
 
 
-def state_bytes(config, task, sizes: dict[str, int]) -> tuple[int, int, int, int]:
-  """(params, optimizer state, EMA, gradients) bytes per device."""
+def state_bytes(config, task, sizes: dict[str, int], counts: list | None = None
+                ) -> tuple[int, int, int, int]:
+  """(params, optimizer state, EMA, gradients) bytes per device.
+
+  `counts`, if given, receives the total parameter count.
+  """
   from unified_mm.parallel.sharding import rules_from_config
   from unified_mm.train.optim import make_optimizer
 
   params, specs = _param_specs(task, config.seed, rules_from_config(config.rules))
+  if counts is not None:
+    counts.append(sum(math.prod(v.shape) for v in params.values()))
   per_param = {k: _shard_bytes(v.shape, v.dtype, specs.get(k, PartitionSpec()), sizes)
                for k, v in params.items()}
   tx, _ = make_optimizer(config.optim, int(config.train.steps), params)
@@ -108,7 +115,8 @@ def transformer_activations(model, *, seq_len: int, rows: int, sizes: dict[str, 
 
 def estimate(config, task, sizes: dict[str, int]) -> MemoryEstimate:
   """`sizes`: resolved mesh axis sizes (data includes the DCN factor)."""
-  p, opt, ema, grads = state_bytes(config, task, sizes)
+  counts = []
+  p, opt, ema, grads = state_bytes(config, task, sizes, counts)
   acts = None
   model = config.model
   if all(key in model for key in ("d_model", "num_layers", "mlp_dim", "head_dim")) and \
@@ -117,4 +125,5 @@ def estimate(config, task, sizes: dict[str, int]) -> MemoryEstimate:
     micro = int(config.train.batch_size) // max(1, int(config.train.get("grad_accum_steps", 1)))
     acts = transformer_activations(model, seq_len=int(config.data.seq_len),
                                    rows=math.ceil(micro / shards), sizes=sizes)
-  return MemoryEstimate(p, opt, ema, grads, acts, str(config.model.get("remat", "none")))
+  return MemoryEstimate(p, opt, ema, grads, acts, str(config.model.get("remat", "none")),
+                        counts[0])

@@ -28,11 +28,11 @@ def make_plan(config, spec: str, topo: Topology, *, mfu: float = 0.4,
     from unified_mm.tasks import make_task
     task = make_task(config)
   sizes = validate(config, topo.num_devices)   # bad mesh / batch splits fail here, by key
-  params, _ = memory._param_specs(task, config.seed, ())
+  estimate = memory.estimate(config, task, sizes)
   report = PlanReport(
-      config=spec, topology=topo, mesh=sizes, params=sum(int(v.size) for v in params.values()),
+      config=spec, topology=topo, mesh=sizes, params=estimate.param_count,
       tokens_per_step=tokens_per_step(config), flops_per_step=train_flops(config),
-      memory=memory.estimate(config, task, sizes), mfu=mfu)
+      memory=estimate, mfu=mfu)
   if not compile_aot:
     report.aot_skipped = "--no-aot"
   elif not topo.is_tpu:

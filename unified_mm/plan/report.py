@@ -144,8 +144,11 @@ def format_report(r: PlanReport) -> str:
     lines.append(f"AOT compile      skipped: {r.aot_skipped}")
   verdict = "fits" if r.fits else "DOES NOT FIT"
   source = "XLA" if c is not None else "analytic"
+  usable = ""
+  if c is not None and c.available_bytes:
+    usable = f", {c.available_bytes / GIB:.2f} GiB usable"
   lines.append(f"HBM              {verdict}: needs {r.needed_bytes / GIB:.2f} GiB of "
-               f"{r.hbm / GIB:.0f} GiB per device ({source})")
+               f"{r.hbm / GIB:.0f} GiB per device{usable} ({source})")
   if c is not None and c.out_of_memory:
     lines.append("  XLA: " + c.out_of_memory.splitlines()[0][:400])
   if r.step_seconds:
