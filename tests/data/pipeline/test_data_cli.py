@@ -57,3 +57,19 @@ def test_preview_documents_draws_training_documents(tmp_path):
   out = tmp_path / "docs.png"
   assert main(["data", "preview", "--documents", "--out", str(out), "--n", "4"]) == 0
   assert Image.open(out).format == "PNG"
+
+
+def test_tfds_and_wds_build_to_array_record(tmp_path, capsys):
+  from pipeline_test_data import SIZE, good_pairs, png_bytes, write_files, write_tar
+  items = [(png_bytes(im), c) for im, c in good_pairs(5)]
+  write_files(tmp_path / "files", items)
+  write_tar(tmp_path / "00000.tar", items)
+  assert main(["data", "tfds", "--images", str(tmp_path / "files"),
+               "--out", str(tmp_path / "tfds")]) == 0
+  tfds_dir = capsys.readouterr().out.split("--path ")[-1].strip().rstrip(")")
+  for source, path in (("tfds", tfds_dir), ("wds", str(tmp_path / "00000.tar"))):
+    out = tmp_path / f"{source}.array_record"
+    assert main(["data", "build", "--source", source, "--path", path, "--out", str(out),
+                 "--image-size", str(SIZE)]) == 0
+    back = ArrayRecordSource(str(out))
+    assert sorted(back[i]["caption"] for i in range(len(back))) == sorted(c for _, c in items)
