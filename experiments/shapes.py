@@ -101,7 +101,7 @@ def renderer_config():
       chunk_choices=(1, 2, 4)))
   c.data = ml_collections.ConfigDict(dict(
       seed=1, resolution=64, min_objects=1, max_objects=6, image_tokenizer_dir="",
-      tokenizer_dir="", text_vocab_size=512, max_objects_text=4))
+      tokenizer_dir="", text_vocab_size=512, max_objects_text=4, ar_dir=""))
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,
                                             shift=1.0))
   c.eval = ml_collections.ConfigDict(dict(seed=10_007, num_scenes=100, max_objects=4,
@@ -126,8 +126,24 @@ def renderer_text_only_config():
   return c
 
 
+def renderer_ar_text_config():
+  """Stage 3 variant: text context from the frozen AR transformer's hidden states over
+  the caption (model.text_source="ar") instead of the renderer's own text embedding.
+
+      umm train --config experiments/shapes.py:renderer_ar_text --workdir runs/shapes/renderer_ar \
+          --config.data.image_tokenizer_dir=runs/shapes/tokenizer --config.data.ar_dir=runs/shapes/ar
+
+  Same budget as `renderer`, plus one AR forward pass per batch in the data iterator.
+  """
+  c = renderer_config()
+  c.model.update(text_source="ar", ar_dim=256)  # ar_config's d_model
+  c.data.ar_dir = "runs/shapes/ar"
+  return c
+
+
 VARIANTS = {"tokenizer": tokenizer_config, "ar": ar_config, "renderer": renderer_config,
-            "renderer_text_only": renderer_text_only_config}
+            "renderer_text_only": renderer_text_only_config,
+            "renderer_ar_text": renderer_ar_text_config}
 
 
 def get_config(arg: str = "tokenizer"):

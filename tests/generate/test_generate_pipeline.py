@@ -77,3 +77,27 @@ def test_generate_writes_pngs_with_and_without_renderer(run_root, tmp_path, subp
   r = _umm("caption", "--workdir", run_root, tmp_path / "preview/000.png", env=env)
   assert r.returncode == 0, r.stderr[-3000:]
   assert r.stdout.startswith(str(tmp_path / "preview/000.png") + "\t")
+
+
+@pytest.mark.slow
+def test_renderer_with_ar_text_states_trains_and_generates(run_root, tmp_path):
+  """text_source="ar": the frozen AR transformer's hidden states are the text context."""
+  from unified_mm.generate.pipeline import render_codes
+  from unified_mm.generate.stages import load_stages
+  from unified_mm.tasks import make_task
+  import jax
+  ren = _common(load_config(SHAPES + ":renderer_ar_text"))
+  ren.data.update(image_tokenizer_dir=str(run_root / "tokenizer"), ar_dir=str(run_root / "ar"))
+  ren.model.update(embed_dim=32, depth=1, num_heads=2, ar_dim=32)
+  ren.eval.num_scenes = 0
+  batch = next(make_task(ren).make_data(0, 1, 4))
+  assert batch["text_states"].shape == (4, 32, 32)
+  assert batch["text_mask"][:, 0].all() and not batch["text_mask"].all()
+  state = train_and_evaluate(ren, tmp_path / "root/renderer", devices=jax.devices()[:1])
+  assert np.isfinite(float(state.step))
+  for name in ("tokenizer", "ar"):
+    (tmp_path / "root" / name).symlink_to(run_root / name)
+  stages = load_stages(tmp_path / "root")
+  images = render_codes(stages, np.zeros((2, 8, 8), np.int32), ["a red circle", "a star"],
+                        jax.random.key(0), steps=2)
+  assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8

@@ -96,8 +96,10 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
   from unified_mm.tasks.renderer import encode_text  # noqa: PLC0415
   task = stages.renderer_task
   ids, mask = encode_text(task.tokenizer, prompts, int(task.config.model.text_len))
-  inputs = task.context_inputs({"codes": jnp.asarray(codes, jnp.int32), "text_ids": ids,
-                                "text_mask": mask})
+  rows = {"codes": jnp.asarray(codes, jnp.int32), "text_ids": ids, "text_mask": mask}
+  if task.config.model.text_source == "ar":
+    rows["text_states"], rows["text_mask"] = task.ar_text(prompts)
+  inputs = task.context_inputs(rows)
   z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
                      method=method, shift=float(task.config.sample.shift), **inputs)
   return stages.frontend.decode_latent(jax.device_get(z))

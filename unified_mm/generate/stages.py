@@ -78,6 +78,11 @@ def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
     from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
     renderer, config = load_renderer(root / "renderer")
     config.data.image_tokenizer_dir = str(root / "tokenizer")
+    if config.model.text_source == "ar":
+      config.data.ar_dir = str(root / "ar")
     task = RendererTask(config)
-    task.__dict__["frontend"] = frontend  # share the loaded tokenizer (a cached_property)
+    task.__dict__["frontend"] = frontend  # share the loaded stages (cached_properties)
+    if ar is not None and config.model.text_source == "ar":
+      from unified_mm.models.renderer.ar_text import ArTextEncoder  # noqa: PLC0415
+      task.__dict__["ar_text"] = ArTextEncoder(ar, int(config.model.text_len))
   return Stages(frontend, ar, renderer, task)

@@ -8,6 +8,9 @@ the parameter-free stand-in, for tests) into
     codes      [B, h, w] int32          its visual tokens (the plan)
     text_ids   [B, L] int32             a caption of the scene, SentencePiece ids
     text_mask  [B, L] bool              True on real text positions
+    text_states [B, L, D_ar] float32    (text_source="ar" only) the frozen AR
+                                        transformer's hidden states over `BOS caption`
+                                        (`data.ar_dir`), computed in the data iterator
 
 The iterator's whole state is its step count (row i of step s on process p is
 scene (s * P + p) * b + i). The loss is rectified flow (models/renderer/flow.py)
@@ -56,13 +59,17 @@ def encode_text(tokenizer, texts: list[str], length: int) -> tuple[np.ndarray, n
 
 
 def scene_batch(frontend, tokenizer, *, seed: int, indices, resolution: int, min_objects: int,
-                max_objects: int, text_len: int) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+                max_objects: int, text_len: int, ar_text=None
+                ) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
   """(scenes, images, batch) for scene `indices` of `seed`."""
   scenes, images = render_scenes(seed, indices, resolution, min_objects, max_objects)
   z, codes = frontend.encode(images)
   texts = [caption(s, np.random.default_rng([seed, int(i), 1])) for s, i in zip(scenes, indices)]
   ids, mask = encode_text(tokenizer, texts, text_len)
-  return scenes, images, {"latent": z, "codes": codes, "text_ids": ids, "text_mask": mask}
+  batch = {"latent": z, "codes": codes, "text_ids": ids, "text_mask": mask}
+  if ar_text is not None:
+    batch["text_states"], batch["text_mask"] = ar_text(texts)
+  return scenes, images, batch
 
 
 class RendererData:
@@ -88,7 +95,7 @@ class RendererData:
         self.task.frontend, self.task.tokenizer, seed=self.seed,
         indices=range(start, start + self.local_batch_size), resolution=self.resolution,
         min_objects=self.min_objects, max_objects=self.max_objects,
-        text_len=int(self.task.config.model.text_len))
+        text_len=int(self.task.config.model.text_len), ar_text=self.task.ar_text)
     return batch
 
   def get_state(self) -> dict:
@@ -103,9 +110,8 @@ class RendererTask:
 
   def __init__(self, config):
     self.config = config
-    if config.model.text_source == "ar":
-      raise ConfigError("model.text_source='ar': training on the AR stage's hidden states "
-                        "is not wired into the renderer task yet; use 'own' or 'none'")
+    if config.model.text_source == "ar" and not config.data.get("ar_dir"):
+      raise ConfigError("model.text_source='ar' reads the frozen AR transformer: set data.ar_dir")
     self.workdir: pathlib.Path | None = None
     self._evaluators = None
 
@@ -135,6 +141,20 @@ class RendererTask:
                         f"tokenizer's {tok.vocab_size} pieces")
     return tok
 
+  @functools.cached_property
+  def ar_text(self):
+    """The frozen AR transformer's text states (text_source="ar"), else None."""
+    if self.config.model.text_source != "ar":
+      return None
+    from unified_mm.generate.stages import load_ar  # noqa: PLC0415
+    from unified_mm.models.renderer.ar_text import ArTextEncoder  # noqa: PLC0415
+    encoder = ArTextEncoder(load_ar(self.config.data.ar_dir, self.frontend.num_codes),
+                            int(self.config.model.text_len))
+    if encoder.dim != int(self.config.model.ar_dim):
+      raise ConfigError(f"model.ar_dim={self.config.model.ar_dim}: the AR transformer in "
+                        f"data.ar_dir has d_model={encoder.dim}")
+    return encoder
+
   def build_model(self, rngs: nnx.Rngs) -> Renderer:
     return Renderer(**self.config.model, rngs=rngs)
 
@@ -144,6 +164,8 @@ class RendererTask:
       inputs["codes"] = batch["codes"]
     if self.config.model.text_source == "own":
       inputs["text_ids"], inputs["text_mask"] = batch["text_ids"], batch["text_mask"]
+    elif self.config.model.text_source == "ar":
+      inputs["text_states"], inputs["text_mask"] = batch["text_states"], batch["text_mask"]
     return inputs
 
   def loss(self, model: Renderer, batch, rng: jax.Array):
@@ -155,10 +177,13 @@ class RendererTask:
         chunk_choices=tuple(int(k) for k in c.chunk_choices))
 
   def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
-    return {"latent": ("batch", "height", "width", "channels"),
+    axes = {"latent": ("batch", "height", "width", "channels"),
             "codes": ("batch", "height", "width"),
             "text_ids": ("batch", "length"),
             "text_mask": ("batch", "length")}
+    if self.config.model.text_source == "ar":
+      axes["text_states"] = ("batch", "length", "embed")
+    return axes
 
   def make_data(self, process_index: int, process_count: int, local_batch_size: int):
     return RendererData(self, process_index, process_count, local_batch_size)
