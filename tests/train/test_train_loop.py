@@ -57,6 +57,8 @@ def test_sigterm_saves_current_step_and_resume_is_exact(toy_run, tmp_path, caplo
   assert "resumed from checkpoint step 6" in caplog.text
   assert int(resumed.step) == config.train.steps
   _assert_bitwise(_params(resumed), _params(state_a))
+  _assert_bitwise(jax.device_get(resumed.ema), jax.device_get(state_a.ema))
+  assert not np.array_equal(resumed.ema["out.kernel"], resumed.params["out.kernel"])
   losses_a, losses_b = train_losses(workdir_a), train_losses(tmp_path)
   assert sorted(losses_b) == list(range(1, config.train.steps + 1))
   for step, values in losses_b.items():

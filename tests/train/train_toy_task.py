@@ -111,7 +111,7 @@ def toy_config(**train) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(nan_at_step=0))
   c.train.update(dict(steps=12, batch_size=8, log_every_steps=1, progress=False))
   c.train.update(train)
-  c.optim.update(dict(lr=1e-2, warmup_steps=2))
+  c.optim.update(dict(lr=1e-2, warmup_steps=2, ema_decay=0.5))
   c.ckpt.update(dict(save_every_steps=4, max_to_keep=5))
   c.mesh.update(dict(data=-1, fsdp=2, tensor=2))
   return c

@@ -122,6 +122,9 @@ class Checkpoints:
     if jax.process_index() == 0:
       path = self.directory / str(step)
       path.rename(path.with_name(f"{step}.unreadable"))
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"umm_set_aside_{step}")
     self.manager.reload()
 
   def wait(self) -> None:

@@ -36,8 +36,8 @@ def model_differences(saved: dict, current: dict, prefix: str = "model") -> list
   return out
 
 
-def check_compatible(ckpts: Checkpoints, step: int, config) -> None:
-  saved = ckpts.saved_config(step).get("model", {})
+def check_compatible(ckpts: Checkpoints, step: int, saved_config: dict, config) -> None:
+  saved = saved_config.get("model", {})
   current = json.loads(config.model.to_json_best_effort())
   diffs = model_differences(saved, current)
   if diffs:
@@ -47,9 +47,15 @@ def check_compatible(ckpts: Checkpoints, step: int, config) -> None:
         f"--config.ckpt.init_from={ckpts.directory.parent}")
 
 
-def _restore_latest_good(ckpts: Checkpoints, target):
+def _restore_latest_good(ckpts: Checkpoints, config, target):
   steps = ckpts.steps()
   for i, step in enumerate(reversed(steps)):
+    try:
+      saved = ckpts.saved_config(step)
+    except Exception:  # noqa: BLE001 -- judged below, by the restore itself
+      saved = None
+    if saved is not None:
+      check_compatible(ckpts, step, saved, config)
     try:
       state, data_state = ckpts.restore(step, target)
       jax.block_until_ready(state)
@@ -71,6 +77,7 @@ def _init_from(source: str, target, tx, use_ema: bool, shardings):
   if step is None:
     raise ConfigError(f"ckpt.init_from={source}: no complete checkpoint there")
   params = src.restore_params(step, target.params)
+  src.close()
   log.info("initialised params from %s step %d (optimizer state and step start fresh)",
            source, step)
   fresh = jax.jit(lambda p: start_state(tx, p, use_ema), out_shardings=shardings)
@@ -82,10 +89,8 @@ def restore_or_init(ckpts: Checkpoints, config, target, init, tx, use_ema: bool,
   """(TrainState, data iterator state or None) for the run to start from."""
   for step in ckpts.partial_steps:
     log.warning("ignoring checkpoint step %d in %s: its save never finished", step, ckpts.directory)
-  latest = ckpts.latest_step()
-  if latest is not None:
-    check_compatible(ckpts, latest, config)
-    got = _restore_latest_good(ckpts, target)
+  if ckpts.steps():
+    got = _restore_latest_good(ckpts, config, target)
     if got is not None:
       return got
   if config.ckpt.init_from:

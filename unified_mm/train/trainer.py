@@ -265,10 +265,12 @@ class _Loop:
     best = None
     if self.config.ckpt.keep_best_metric and self.eval_metrics.get("step") == step:
       best = {k: v for k, v in self.eval_metrics.items() if k != "step"}
+    t0 = time.perf_counter()
     saved = self.ckpts.save(step, state, self.data.get_state(), self.config_json,
                             self.last_logged, best_metrics=best, force=force)
-    if saved:
-      log.info("saving checkpoint for step %d", step)
+    if saved:  # with async saves, the loop is blocked only while arrays leave the devices
+      log.info("saving checkpoint for step %d (loop blocked %.0f ms)", step,
+               1000 * (time.perf_counter() - t0))
 
   def close(self) -> None:
     if hasattr(self, "progress"):
