@@ -34,7 +34,7 @@ def run(args) -> int:
   from unified_mm.config.validation import validate
 
   config = load_config(args.config, args.overrides)
-  import jax  # after the config parses: a typo costs no JAX start-up
+  import jax
   validate(config, jax.device_count())
   _setup_logging(args.log_level)
 
