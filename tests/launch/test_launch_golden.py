@@ -95,3 +95,15 @@ def test_num_slices_must_match_the_dcn_axis(capsys, monkeypatch):
   monkeypatch.chdir(REPO_ROOT)
   assert main(["launch", *args, "--dry-run"]) == 2
   assert "mesh.dcn_data=1" in capsys.readouterr().err
+
+
+def test_local_dry_run_gives_each_process_its_rank(capsys, monkeypatch):
+  out = _dry_run(["--config", "experiments/lm.py:tiny", "--workdir", "/tmp/w", "--target", "local",
+                  "--num-processes", "3", "--devices-per-process", "2"], capsys, monkeypatch)
+  commands = [line for line in out.splitlines() if not line.startswith("#")]
+  assert len(commands) == 3
+  ports = {c.split("UMM_COORDINATOR=127.0.0.1:")[1].split()[0] for c in commands}
+  assert len(ports) == 1  # one coordinator for all
+  for i, c in enumerate(commands):
+    assert f"UMM_PROCESS_ID={i} " in c and "UMM_NUM_PROCESSES=3 " in c
+    assert "UMM_CPU_DEVICES=2 " in c and c.endswith("--workdir /tmp/w")
