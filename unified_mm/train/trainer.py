@@ -172,6 +172,7 @@ class _Loop:
     self.rows = []         # (step, host metrics) checked, not yet logged
     self.last_logged: dict = {}
     self.eval_metrics: dict = {}
+    self.evaluators = None
     self.tokens = 0
     self.t_interval = time.perf_counter()
     self.steps_interval = 0
@@ -250,8 +251,10 @@ class _Loop:
   def _evaluate(self, step: int, state) -> None:
     t0 = time.perf_counter()
     model = self.model_def.module(state.ema if state.ema is not None else state.params)
+    if self.evaluators is None:  # built once: evaluators hold their batches and jitted fns
+      self.evaluators = self.task.evaluators()
     scalars = {}
-    for evaluator in self.task.evaluators():
+    for evaluator in self.evaluators:
       for name, value in evaluator.run(model):
         scalars[f"eval/{evaluator.name}/{name}"] = float(value)
     if scalars:
