@@ -26,6 +26,7 @@ from flax import nnx
 
 from unified_mm.config.loading import ConfigError
 from unified_mm.data.vocab import Vocab
+from unified_mm.models.transformer.flops import train_flops_per_step
 from unified_mm.models.transformer.loss import lm_loss
 from unified_mm.models.transformer.model import Transformer
 
@@ -185,6 +186,10 @@ class LMTask:
 
   def tokens_in(self, batch) -> int:
     return int(np.size(batch["tokens"]))
+
+  def flops_per_step(self, batch_size: int) -> int:
+    """Exact train FLOPs (matmuls + attention, fwd + bwd) of one step."""
+    return train_flops_per_step(self.config.model, seq_len=self.seq_len, batch_size=batch_size)
 
 
 def make_task(config) -> LMTask:

@@ -7,7 +7,9 @@ import pytest
 from conftest import TINY, like
 from flax import nnx
 
-from unified_mm.models.transformer.attention import attention_mask
+from unified_mm.models.transformer import Transformer
+from unified_mm.models.transformer.attention import attention_mask, dot_product_attention
+from unified_mm.models.transformer.flops import forward_flops_per_sequence
 from unified_mm.models.transformer.params import count_params, param_formula
 from unified_mm.models.transformer.rope import apply_rope, rope_tables
 from unified_mm.parallel.sharding import LOGICAL_AXES
@@ -104,3 +106,29 @@ def test_bf16_compute_keeps_f32_params(tiny_model):
   assert m.blocks[0].mlp.wi_gate[...].dtype == jnp.float32
   logits = jax.jit(lambda m, t: m(t))(m, _tokens(5, (1, 8)))
   assert logits.dtype == jnp.bfloat16 and bool(jnp.isfinite(logits.astype(jnp.float32)).all())
+
+
+def test_chunked_causal_attention_is_exact():
+  b, t, n, k, h = 2, 192, 4, 2, 8  # 3 query chunks of 64
+  keys = jax.random.split(jax.random.key(0), 3)
+  q = jax.random.normal(keys[0], (b, t, n, h))
+  kk, v = (jax.random.normal(x, (b, t, k, h)) for x in keys[1:])
+  seg = jnp.asarray(np.repeat([[1, 2, 3]], b, 0).repeat([50, 100, 42], axis=1))
+  idx = jnp.broadcast_to(jnp.arange(t), (b, t))
+  mask = attention_mask(seg, seg, idx, idx)
+  full = dot_product_attention(q, kk, v, mask, causal_chunks=False)
+  chunked = dot_product_attention(q, kk, v, mask, causal_chunks=True)
+  np.testing.assert_allclose(chunked, full, atol=1e-5)
+
+
+@pytest.mark.parametrize("seq_len", [32, 256])
+def test_flop_count_matches_xla_cost_analysis(seq_len):
+  """XLA counts every op (norms, softmax, ...); ours counts matmuls + attention:
+  XLA's figure must be a few percent above ours, never below."""
+  kw = dict(TINY, vocab_size=256, d_model=64, head_dim=16, mlp_dim=128)
+  model = nnx.eval_shape(lambda: Transformer(**kw, rngs=nnx.Rngs(0)))
+  tokens = jax.ShapeDtypeStruct((2, seq_len), jnp.int32)
+  cost = jax.jit(lambda m, t: m(t)).lower(model, tokens).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  ratio = cost["flops"] / (2 * forward_flops_per_sequence(**kw, seq_len=seq_len))
+  assert 1.0 <= ratio < 1.1, ratio

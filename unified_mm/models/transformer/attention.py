@@ -27,17 +27,42 @@ def attention_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
   return same & causal
 
 
-def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array
-                          ) -> jax.Array:
-  """q [B,T,N,H], k/v [B,S,K,H], mask [B,T,S] -> [B,T,N,H]; softmax in f32."""
-  b, t, n, h = q.shape
-  kv_heads = k.shape[2]
-  q = q.reshape(b, t, kv_heads, n // kv_heads, h) * jnp.asarray(h ** -0.5, q.dtype)
-  logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k).astype(jnp.float32)
-  logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
+# Queries are processed in chunks of this many rows, each against only the
+# keys up to its own end: causality makes the skipped keys masked anyway, and
+# on CPU the softmax (not the matmuls) dominates attention time, so a 512-long
+# row does ~56% of the score work (measured: attention fwd+bwd 2x faster).
+QUERY_CHUNK = 64
+
+
+def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+  """q [B,T,N,H], k/v [B,S,N,H], mask [B,T,S] -> [B,T,N,H]; softmax in f32."""
+  logits = jnp.einsum("BTNH,BSNH->BNTS", q, k).astype(jnp.float32)
+  logits = jnp.where(mask[:, None, :, :], logits, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-  out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v)
-  return out.reshape(b, t, n, h)
+  return jnp.einsum("BNTS,BSNH->BTNH", probs, v)
+
+
+def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, *,
+                          causal_chunks: bool = False) -> jax.Array:
+  """q [B,T,N,H], k/v [B,S,K,H], mask [B,T,S] -> [B,T,N,H].
+
+  GQA repeats each kv head for its G = N/K query heads (a plain [B,N,T,S]
+  layout is ~2x faster on XLA:CPU than a grouped 5-D einsum). With
+  `causal_chunks` (self-attention over a row, T == S, mask causal) query chunk
+  i only reads keys [0, end_i).
+  """
+  b, t, n, h = q.shape
+  groups = n // k.shape[2]
+  if groups > 1:
+    k, v = jnp.repeat(k, groups, axis=2), jnp.repeat(v, groups, axis=2)
+  q = q * jnp.asarray(h ** -0.5, q.dtype)
+  if not causal_chunks or t <= QUERY_CHUNK or t % QUERY_CHUNK:
+    return _attend(q, k, v, mask)
+  outs = []
+  for start in range(0, t, QUERY_CHUNK):
+    end = start + QUERY_CHUNK
+    outs.append(_attend(q[:, start:end], k[:, :end], v[:, :end], mask[:, start:end, :end]))
+  return jnp.concatenate(outs, axis=1)
 
 
 class Attention(nnx.Module):
@@ -85,5 +110,5 @@ class Attention(nnx.Module):
       v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)
       new_cache = {"k": k, "v": v}
       k, v = k.astype(self.dtype), v.astype(self.dtype)
-    out = dot_product_attention(q, k, v, mask)  # [B, T, N, H]
+    out = dot_product_attention(q, k, v, mask, causal_chunks=cache is None)  # [B, T, N, H]
     return jnp.einsum("BTNH,NHD->BTD", out, self.wo[...].astype(self.dtype)), new_cache

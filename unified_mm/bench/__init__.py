@@ -1,0 +1,1 @@
+"""Throughput benchmarks (`umm bench ...`): the real train step vs the machine's matmul peak."""
