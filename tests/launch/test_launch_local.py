@@ -126,3 +126,30 @@ def test_killing_one_process_stops_the_job(tmp_path, subprocess_env):
   assert all(not pathlib.Path(f"/proc/{p}").exists() or
              "Z" in pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
              for p in workers)
+
+
+@pytest.mark.slow
+def test_jax_heartbeat_stops_a_survivor_without_the_supervisor(tmp_path, subprocess_env):
+  """Second line of defence: JAX's coordination service fails the survivor itself."""
+  from unified_mm.launch import local
+  from unified_mm.launch.spec import LaunchSpec
+  from unified_mm.launch.supervisor import Supervisor
+
+  workdir = tmp_path / "w"
+  spec = LaunchSpec(config=CONFIG, workdir=str(workdir), devices_per_process=4,
+                    overrides=["--config.train.steps=100000", *RUN])
+  job = local.render(spec)
+  sup = Supervisor(job.commands, [{**subprocess_env(8), **e} for e in job.envs],
+                   str(workdir / "logs"), echo=None)
+  sup.start()
+  try:
+    metrics, deadline = workdir / "metrics.jsonl", time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text().strip()):
+      assert sup.procs[0].poll() is None and time.monotonic() < deadline
+      time.sleep(0.5)
+    os.kill(sup.procs[1].pid, signal.SIGKILL)
+    sup.procs[0].wait(timeout=90)  # heartbeat timeout (30 s for local runs) + slack
+  finally:
+    sup.stop()
+  assert sup.procs[0].returncode != 0
+  assert "stopped sending heartbeats" in (workdir / "logs" / "process_0.log").read_text()
