@@ -136,11 +136,3 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
   jax.distributed.initialize(**kwargs)
   return p
 
-
-def describe() -> str:
-  """One line for the run log: which process this is and what it sees."""
-  import jax
-
-  return (f"process {jax.process_index()}/{jax.process_count()}: "
-          f"{jax.local_device_count()} local of {jax.device_count()} devices "
-          f"({jax.devices()[0].platform})")
