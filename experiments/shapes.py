@@ -31,7 +31,8 @@ def tokenizer_config():
       latent_stage=1, latent_channels=8, code_stage=2, fsq_levels=(8, 5, 5, 5),
       latent_decoder_channels=(64, 32), preview_decoder_channels=(128, 64, 32),
       decoder_res_blocks=1, norm_groups=8, dtype="float32", param_dtype="float32"))
-  c.loss = ml_collections.ConfigDict(dict(code_weight=1.0, latent_reg_weight=1e-4))
+  c.loss = ml_collections.ConfigDict(dict(
+      l1_weight=1.0, mse_weight=0.0, code_weight=1.0, latent_reg_weight=1e-4))
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=6))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=500, max_objects=4, batch_size=100, analyze_scenes=500,
@@ -95,7 +96,8 @@ def renderer_config():
   c.model = ml_collections.ConfigDict(dict(
       latent_size=16, latent_channels=8, patch_size=2, embed_dim=128, depth=4, num_heads=4,
       mlp_ratio=4.0, visual_codes=1000, visual_grid=8, text_source="own", text_vocab=512,
-      text_len=32, ar_dim=0, context_depth=1, dtype="float32", param_dtype="float32"))
+      text_len=32, ar_dim=0, context_depth=1, visual_add=True, dtype="float32",
+      param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
       chunk_choices=(1, 2, 4)))

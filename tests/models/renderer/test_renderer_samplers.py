@@ -1,14 +1,13 @@
 """Samplers against an exact velocity field, CFG identities, chunked K=1."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from unified_mm.models.renderer import Renderer, chunked, flow, samplers
+from renderer_factories import context_inputs, tiny_renderer
+from unified_mm.models.renderer import chunked, flow, samplers
 
 MU, SIGMA = 2.0, 0.5
 render = nnx.jit(chunked.render, static_argnames=("chunks", "steps", "method"))
@@ -63,33 +62,6 @@ def test_time_grid_runs_from_noise_to_data():
     ts = np.asarray(samplers.time_grid(5, shift))
     assert ts[0] == pytest.approx(1.0) and ts[-1] == pytest.approx(0.0)
     assert np.all(np.diff(ts) < 0)
-
-
-@functools.cache
-def tiny_renderer():
-  kw = dict(latent_size=8, latent_channels=3, patch_size=2, embed_dim=32, depth=2, num_heads=2,
-            visual_codes=50, visual_grid=4, text_source="own", text_vocab=40, text_len=6)
-  with nnx.use_eager_sharding(False):
-    model = Renderer(**kw, rngs=nnx.Rngs(0))
-  # adaLN-zero starts as the identity; perturb every param so the tests see a
-  # model whose output depends on all of its inputs.
-  nnx.update(model, _perturb(nnx.state(model, nnx.Param), jax.random.key(7)))
-  return model
-
-
-@jax.jit
-def _perturb(params, key):
-  leaves, treedef = jax.tree.flatten(params)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(
-      treedef, [p + 0.2 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
-
-
-def context_inputs(b=3):
-  rng = np.random.default_rng(0)
-  return dict(codes=jnp.asarray(rng.integers(0, 50, (b, 4, 4))),
-              text_ids=jnp.asarray(rng.integers(0, 40, (b, 6))),
-              text_mask=jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]])[:b]))
 
 
 @nnx.jit

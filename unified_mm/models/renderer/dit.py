@@ -126,14 +126,18 @@ class DiT(nnx.Module):
     return self.time_out(jax.nn.silu(h))
 
   def __call__(self, x: jax.Array, t: jax.Array, context: jax.Array, context_mask: jax.Array,
-               token_state: jax.Array | None = None) -> jax.Array:
+               token_state: jax.Array | None = None, spatial: jax.Array | None = None
+               ) -> jax.Array:
     """x [B, Hh, Ww, C], t [B], context [B, S, D], context_mask [B, S],
-    token_state [B, T] (default: all NOISY) -> velocity [B, Hh, Ww, C]."""
+    token_state [B, T] (default: all NOISY), spatial [B, T, D] (added to the
+    token inputs) -> velocity [B, Hh, Ww, C]."""
     b = x.shape[0]
     if token_state is None:
       token_state = jnp.full((b, self.grid * self.grid), NOISY, jnp.int32)
     pos = positions.sincos_2d(self.grid, self.grid, self.embed_dim)  # [T, D]
     h = self.patch_embed(patchify(x, self.patch_size)) + pos  # [B, T, D]
+    if spatial is not None:
+      h = h + spatial
     h = constrain(h, ("batch", "length", "embed"))
     context = constrain(context, ("batch", "context", "embed"))
     cond = self.time_cond(t)  # [B, 3, D]

@@ -5,6 +5,14 @@
     v = renderer.velocity(x_t, t, context, mask)          # [B, Hh, Ww, C]
 
 The context is encoded once per image and reused at every sampling step.
+
+Besides cross-attention, the visual tokens reach the latent tokens directly
+when `visual_add` is set: each latent token gets (a zero-initialised
+projection of) the encoded visual token covering the same pixels, added to its
+input. Visual tokens are a spatial plan, so this local path is what makes the
+renderer learn in a CPU-sized budget; cross-attention still carries the
+non-local context (neighbours, text). It is read from the same masked context
+as cross-attention, so dropping the context for CFG drops it too.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from unified_mm.models.renderer import layers
 from unified_mm.models.renderer.context import ContextEncoder
 from unified_mm.models.renderer.dit import DiT
 
@@ -23,7 +32,8 @@ class Renderer(nnx.Module):
                embed_dim: int = 128, depth: int = 4, num_heads: int = 4,
                mlp_ratio: float = 4.0, visual_codes: int = 0, visual_grid: int = 8,
                text_source: str = "own", text_vocab: int = 0, text_len: int = 32,
-               ar_dim: int = 0, context_depth: int = 1, dtype=jnp.float32,
+               ar_dim: int = 0, context_depth: int = 1, visual_add: bool = True,
+               dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
     self.latent_size = latent_size
@@ -38,6 +48,13 @@ class Renderer(nnx.Module):
                    patch_size=patch_size, embed_dim=embed_dim, depth=depth,
                    num_heads=num_heads, mlp_ratio=mlp_ratio, dtype=dtype,
                    param_dtype=param_dtype, rngs=rngs)
+    grid = latent_size // patch_size
+    self.visual_add = bool(visual_add and visual_codes and grid % visual_grid == 0)
+    if self.visual_add:
+      self.visual_proj = nnx.Linear(
+          embed_dim, embed_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+          kernel_init=layers.partitioned(nnx.initializers.zeros, "embed", "mlp"),
+          bias_init=layers.partitioned(nnx.initializers.zeros, "mlp"))
 
   @property
   def token_grid(self) -> int:
@@ -52,9 +69,20 @@ class Renderer(nnx.Module):
     """See ContextEncoder.__call__: codes, text_ids, text_mask, text_states, keep."""
     return self.context(**kwargs)
 
+  def spatial(self, context: jax.Array, context_mask: jax.Array) -> jax.Array | None:
+    """[B, T, D]: each latent token's co-located encoded visual token (0 where dropped)."""
+    if not self.visual_add:
+      return None
+    g, v = self.token_grid, self.visual_grid
+    visual = context[:, 1:1 + v * v] * context_mask[:, 1:1 + v * v, None]  # [B, Hv*Wv, D]
+    visual = visual.reshape(-1, v, v, visual.shape[-1])
+    visual = jnp.repeat(jnp.repeat(visual, g // v, axis=1), g // v, axis=2)  # [B, G, G, D]
+    return self.visual_proj(visual.reshape(visual.shape[0], g * g, -1))
+
   def velocity(self, x: jax.Array, t: jax.Array, context: jax.Array, context_mask: jax.Array,
                token_state: jax.Array | None = None) -> jax.Array:
-    return self.dit(x, t, context, context_mask, token_state)
+    return self.dit(x, t, context, context_mask, token_state,
+                    spatial=self.spatial(context, context_mask))
 
   def __call__(self, x: jax.Array, t: jax.Array, *, token_state: jax.Array | None = None,
                **context_inputs) -> jax.Array:
