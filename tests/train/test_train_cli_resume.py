@@ -73,7 +73,8 @@ def _run(cmd, env, cwd, log):
 
 
 def _start(cmd, env, cwd, log):
-  return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+  with open(log, "w") as f:  # the child keeps its own copy of the descriptor
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
 
 
 def _wait_for(proc, until, timeout=300.0, poll=0.01):
@@ -130,7 +131,10 @@ def _final_params(workdir, devices=None, mesh=None):
   m = make_mesh(config.mesh, devices)
   plan = plan_state(make_task(config), config, m, rules_from_config(config.rules))
   ckpts = Checkpoints(checkpoint_dir(workdir), read_only=True)
-  state, _ = ckpts.restore(ckpts.latest_step(), plan.target)
+  try:
+    state, _ = ckpts.restore(ckpts.latest_step(), plan.target)
+  finally:
+    ckpts.close()
   return {k: np.asarray(jax.device_get(v)) for k, v in state.params.items()}, state
 
 

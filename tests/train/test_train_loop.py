@@ -17,6 +17,14 @@ from unified_mm.train import TrainingDiverged, train_and_evaluate
 from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
 
 
+def _saved_steps(workdir, config) -> list[int]:
+  ckpts = Checkpoints(checkpoint_dir(workdir), config.ckpt, read_only=True)
+  try:
+    return ckpts.steps()
+  finally:
+    ckpts.close()
+
+
 def _params(state):
   return {k: np.asarray(jax.device_get(v)) for k, v in state.params.items()}
 
@@ -50,7 +58,7 @@ def test_sigterm_saves_current_step_and_resume_is_exact(toy_run, tmp_path, caplo
   caplog.set_level(logging.INFO, "unified_mm.train")
   stopped = train_and_evaluate(config, tmp_path, task=_SigtermTask(config))
   assert int(stopped.step) == 6
-  assert 6 in Checkpoints(checkpoint_dir(tmp_path), config.ckpt, read_only=True).steps()
+  assert 6 in _saved_steps(tmp_path, config)
   assert "preempted: saved a checkpoint for step 6" in caplog.text
 
   resumed = train_and_evaluate(config, tmp_path, task=ToyTask(config))
@@ -71,7 +79,7 @@ def test_nan_loss_stops_without_saving(tmp_path):
     config.data.nan_at_step = 7
   with pytest.raises(TrainingDiverged, match=r"at step 7;.*\(step 4\)"):
     train_and_evaluate(config, tmp_path, task=ToyTask(config))
-  assert Checkpoints(checkpoint_dir(tmp_path), config.ckpt, read_only=True).steps() == [4]
+  assert _saved_steps(tmp_path, config) == [4]
 
 
 def test_damaged_and_partial_checkpoints_are_never_restored(toy_run, tmp_path, caplog):
@@ -130,7 +138,7 @@ def test_keep_best_keeps_the_best_and_the_last(tmp_path):
   evals = {s: r["eval/toy/loss"] for s, rs in read_metrics(tmp_path).items()
            for r in rs if "eval/toy/loss" in r}
   best = max(evals, key=evals.get)
-  steps = Checkpoints(checkpoint_dir(tmp_path), config.ckpt, read_only=True).steps()
+  steps = _saved_steps(tmp_path, config)
   assert steps == sorted({best, config.train.steps})
   assert best != config.train.steps
 
@@ -168,3 +176,13 @@ def test_grad_accumulation_matches_one_big_batch(toy_run, tmp_path):
   # Micro-batches of equal size: the mean of their losses is the batch loss.
   np.testing.assert_allclose(train_losses(tmp_path)[1][0], train_losses(workdir_a)[1][0],
                              rtol=1e-6)
+
+
+def test_init_from_another_model_names_the_difference(toy_run, tmp_path):
+  _, workdir_a, _ = toy_run
+  config = toy_config(steps=0)
+  with config.unlocked():
+    config.ckpt.init_from = str(workdir_a)
+    config.model.width = 32
+  with pytest.raises(ConfigError, match=r"init_from=.*do not fit this model \(model\.width: 16 -> 32\)"):
+    train_and_evaluate(config, tmp_path, task=ToyTask(config))

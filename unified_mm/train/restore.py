@@ -71,13 +71,21 @@ def _restore_latest_good(ckpts: Checkpoints, config, target):
   return None
 
 
-def _init_from(source: str, target, tx, use_ema: bool, shardings):
+def _init_from(source: str, config, target, tx, use_ema: bool, shardings):
   src = Checkpoints(checkpoint_dir(source), read_only=True)
   step = src.latest_step()
   if step is None:
     raise ConfigError(f"ckpt.init_from={source}: no complete checkpoint there")
-  params = src.restore_params(step, target.params)
-  src.close()
+  try:
+    params = src.restore_params(step, target.params)
+  except Exception as e:  # noqa: BLE001 -- shape/dtype/name mismatch: say which model differs
+    saved = src.saved_config(step).get("model", {})
+    diffs = model_differences(saved, json.loads(config.model.to_json_best_effort()))
+    raise ConfigError(
+        f"ckpt.init_from={source}: its params (step {step}) do not fit this model "
+        f"({'; '.join(diffs) or str(e).splitlines()[0][:200]})") from None
+  finally:
+    src.close()
   log.info("initialised params from %s step %d (optimizer state and step start fresh)",
            source, step)
   fresh = jax.jit(lambda p: start_state(tx, p, use_ema), out_shardings=shardings)
@@ -94,6 +102,6 @@ def restore_or_init(ckpts: Checkpoints, config, target, init, tx, use_ema: bool,
     if got is not None:
       return got
   if config.ckpt.init_from:
-    return _init_from(config.ckpt.init_from, target, tx, use_ema, shardings), None
+    return _init_from(config.ckpt.init_from, config, target, tx, use_ema, shardings), None
   log.info("fresh init (no checkpoint in %s)", ckpts.directory)
   return init(), None
