@@ -5,6 +5,7 @@ Dimension letters: B batch, T sequence, D model, F feed-forward, V vocab.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -35,6 +36,20 @@ def fan_in_init(fan_in: int, scale: float = 1.0) -> Initializer:
     return (jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32) * (std / 0.8796)
             ).astype(dtype)
   return init
+
+
+def dense(x: jax.Array, kernel: jax.Array, in_dims: int = 1) -> jax.Array:
+  """Contracts x's last `in_dims` axes with kernel's first `in_dims`, as one 2-D matmul.
+
+  [B, T, *in] x [*in, *out] -> [B, T, *out]. The flattening matters: XLA:CPU
+  computes the weight gradient of a 3-D einsum (contracting B and T) at half
+  the speed of the same product written [B*T, in] x [in, out].
+  """
+  lead = x.shape[:x.ndim - in_dims]
+  k_in, k_out = kernel.shape[:in_dims], kernel.shape[in_dims:]
+  n_in, n_out = math.prod(k_in), math.prod(k_out)
+  y = jnp.dot(x.reshape(-1, n_in), kernel.reshape(n_in, n_out))
+  return y.reshape(*lead, *k_out)
 
 
 def ones_init(key, shape, dtype):
@@ -72,10 +87,10 @@ class MLP(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, D]
     x = x.astype(self.dtype)
-    gate = jnp.einsum("BTD,DF->BTF", x, self.wi_gate[...].astype(self.dtype))
-    up = jnp.einsum("BTD,DF->BTF", x, self.wi_up[...].astype(self.dtype))
+    gate = dense(x, self.wi_gate[...].astype(self.dtype))  # [B, T, F]
+    up = dense(x, self.wi_up[...].astype(self.dtype))      # [B, T, F]
     h = jax.nn.silu(gate) * up
-    return jnp.einsum("BTF,FD->BTD", h, self.wo[...].astype(self.dtype))
+    return dense(h, self.wo[...].astype(self.dtype))       # [B, T, D]
 
 
 class Embed(nnx.Module):
@@ -92,4 +107,4 @@ class Embed(nnx.Module):
     return jnp.take(self.embedding[...], tokens, axis=0).astype(self.dtype)
 
   def attend(self, x: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, V]
-    return jnp.einsum("BTD,VD->BTV", x, self.embedding[...].astype(self.dtype))
+    return dense(x, self.embedding[...].astype(self.dtype).T)

@@ -16,7 +16,7 @@ from flax import nnx
 
 from unified_mm.models.transformer.attention import attention_mask
 from unified_mm.models.transformer.block import ACTIVATION_AXES, Block
-from unified_mm.models.transformer.layers import Embed, RMSNorm, fan_in_init, make_param
+from unified_mm.models.transformer.layers import Embed, RMSNorm, dense, fan_in_init, make_param
 from unified_mm.models.transformer.rope import rope_tables
 from unified_mm.parallel.sharding import constrain
 
@@ -109,7 +109,7 @@ class Transformer(nnx.Module):
   def logits(self, hidden: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, V]
     if self.unembed is None:
       return self.embed.attend(hidden)
-    return jnp.einsum("BTD,DV->BTV", hidden, self.unembed[...].astype(self.dtype))
+    return dense(hidden, self.unembed[...].astype(self.dtype))
 
   def hidden_states(self, tokens: jax.Array, positions: jax.Array | None = None,
                     segment_ids: jax.Array | None = None) -> jax.Array:
