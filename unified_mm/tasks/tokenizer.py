@@ -4,10 +4,14 @@ Data are rendered on the fly from `scene_for_index(seed, index)`, so the
 iterator's whole state is its step count: row i of step s on process p is
 scene (s * P + p) * b + i. Held-out scenes use `eval.seed`, never seen in training.
 
-Loss (both paths, pixels in [-1, 1]):
-    l1 + mse of the latent reconstruction
-  + code_weight * (l1 + mse) of the preview (FSQ) reconstruction
+Loss (both paths, pixels in [-1, 1]), with r(x) = l1_weight * |x| + mse_weight * x^2:
+    mean r(latent reconstruction error)
+  + code_weight * mean r(preview (FSQ) reconstruction error)
   + latent_reg_weight * mean(z^2)      (keeps the renderer's latent at a sane scale)
+
+L1 is the main term on purpose: where the coarse codes leave a pixel's colour
+uncertain, the L1 optimum is the likelier colour (a sharp edge), whereas MSE
+averages the candidates into a blur that the shapes analyzer cannot read.
 """
 
 from __future__ import annotations
@@ -80,8 +84,9 @@ def saturated_error(recon: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.where(free, 0.0, err)
 
 
-def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, code_weight: float,
-                        latent_reg_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_weight: float,
+                        mse_weight: float, code_weight: float, latent_reg_weight: float
+                        ) -> tuple[jax.Array, dict[str, jax.Array]]:
   out = model(images)
   target = as_signed_unit(images)  # [B, H, W, 3]
   err_latent = saturated_error(out["latent_recon"], target)
@@ -89,8 +94,8 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, code_
   l1_latent, mse_latent = jnp.abs(err_latent).mean(), jnp.square(err_latent).mean()
   l1_code, mse_code = jnp.abs(err_code).mean(), jnp.square(err_code).mean()
   z_ms = jnp.square(out["z"]).mean()
-  loss = (l1_latent + mse_latent + code_weight * (l1_code + mse_code)
-          + latent_reg_weight * z_ms)
+  loss = (l1_weight * (l1_latent + code_weight * l1_code)
+          + mse_weight * (mse_latent + code_weight * mse_code) + latent_reg_weight * z_ms)
   metrics = {
       "latent_l1": l1_latent, "latent_psnr": psnr_from_mse(mse_latent),
       "code_l1": l1_code, "code_psnr": psnr_from_mse(mse_code),
@@ -104,8 +109,8 @@ class TokenizerTask:
 
   def __init__(self, config):
     self.config = config
-    self.code_weight = float(config.loss.code_weight)
-    self.latent_reg_weight = float(config.loss.latent_reg_weight)
+    self.loss_weights = {k: float(config.loss[k]) for k in (
+        "l1_weight", "mse_weight", "code_weight", "latent_reg_weight")}
     self.workdir: pathlib.Path | None = None
     self._evaluators = None
 
@@ -118,8 +123,7 @@ class TokenizerTask:
 
   def loss(self, model: TokenizerAutoencoder, batch, rng: jax.Array):
     del rng  # deterministic model
-    return reconstruction_loss(model, batch["image"], code_weight=self.code_weight,
-                               latent_reg_weight=self.latent_reg_weight)
+    return reconstruction_loss(model, batch["image"], **self.loss_weights)
 
   def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
     return {"image": IMAGE_AXES}

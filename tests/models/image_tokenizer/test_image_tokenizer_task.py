@@ -53,15 +53,15 @@ def test_analyzer_round_trip_is_perfect_on_the_originals(evaluator):
 
 def test_evaluator_metrics_and_files(evaluator):
   with nnx.use_eager_sharding(False):
-    model = TokenizerAutoencoder(channels=(8, 16, 16), latent_channels=4,
-                                 latent_decoder_channels=(16, 8),
-                                 preview_decoder_channels=(16, 16, 8), norm_groups=4,
-                                 rngs=nnx.Rngs(0))
+    model = TokenizerAutoencoder(channels=(8, 16), latent_stage=0, code_stage=1,
+                                 latent_channels=4, latent_decoder_channels=(8,),
+                                 preview_decoder_channels=(16, 8), decoder_res_blocks=0,
+                                 norm_groups=4, rngs=nnx.Rngs(0))
   metrics = dict(evaluator.run(model))
   assert set(metrics) == {"latent_psnr", "code_psnr", "code_usage", "code_perplexity",
                           "latent_roundtrip", "code_roundtrip", "z_std"}
   assert 0 < metrics["latent_psnr"] < 30 and 0 < metrics["code_psnr"] < 30  # untrained
-  assert 0 < metrics["code_usage"] <= 12 * 64 / 1000
+  assert 0 < metrics["code_usage"] <= 12 * 16 * 16 / 1000
   assert 1 <= metrics["code_perplexity"] <= 1000
   grid = np.asarray(Image.open(evaluator.out_dir / "eval" / "grid_0000.png"))
   assert grid.shape == (3 * 66, 3 * 66, 3)
