@@ -16,9 +16,10 @@ def tokenizer_config():
 
       umm train --config experiments/shapes.py:tokenizer --workdir runs/shapes/tokenizer
 
-  Budget: 1,200 steps of 32 images, ~1.4M params; about 10 minutes on 2 quiet
-  cores. Expected on 500 held-out scenes of <= 4 objects (docs/tokenizer.md has
-  the measured run): latent PSNR >= 30 dB, code-preview PSNR >= 24 dB, >= 60% of
+  Budget: 3,000 steps of 16 images (48k rendered scenes), 1.4M params; ~0.25 s
+  a step on 2 quiet cores (~13 minutes), 2-4x that when the machine is shared.
+  Expected on 500 held-out scenes of <= 4 objects (docs/tokenizer.md has the
+  measured run): latent PSNR >= 30 dB, code-preview PSNR >= 24 dB, >= 60% of
   the 1000 codes used, analyzer round-trip >= 95% (latent) / >= 85% (codes).
   """
   import ml_collections  # noqa: PLC0415
@@ -32,14 +33,14 @@ def tokenizer_config():
       latent_decoder_channels=(64, 32), preview_decoder_channels=(128, 64, 32),
       decoder_res_blocks=1, norm_groups=8, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
-      l1_weight=1.0, mse_weight=0.0, code_weight=1.0, latent_reg_weight=1e-4))
+      l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0))
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=6))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=500, max_objects=4, batch_size=100, analyze_scenes=500,
       grid_images=8))
-  c.train.update(steps=1200, batch_size=32, log_every_steps=50, eval_every_steps=400)
+  c.train.update(steps=3000, batch_size=16, log_every_steps=50, eval_every_steps=1000)
   c.optim.update(lr=2e-3, warmup_steps=50, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99)
-  c.ckpt.update(save_every_steps=400)
+  c.ckpt.update(save_every_steps=1000)
   return c
 
 
