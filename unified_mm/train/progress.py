@@ -41,7 +41,8 @@ class Progress:
     width = 30
     filled = int(width * step / max(1, self.total))
     bar = "#" * filled + "." * (width - filled)
-    self.stream.write(f"\r[{bar}] {step}/{self.total} loss {self.loss:.4f} "
+    loss = "-" if self.loss != self.loss else f"{self.loss:.4f}"  # nan: nothing logged yet
+    self.stream.write(f"\r[{bar}] {step}/{self.total} loss {loss} "
                       f"{self.tokens_per_s:,.0f} tok/s ETA {self._eta(step)}  ")
     self.stream.flush()
 
@@ -51,6 +52,12 @@ class Progress:
     if self.enabled and not self.tty:
       log.info("step %d/%d loss %.4f %.0f tok/s ETA %s", step, self.total, loss,
                tokens_per_s, self._eta(step))
+
+  def clear(self) -> None:
+    """Erases the bar so a log line starts on a clean line (redrawn next step)."""
+    if self.tty:
+      self.stream.write("\r\x1b[K")
+      self.stream.flush()
 
   def close(self) -> None:
     if self.tty:

@@ -197,15 +197,16 @@ class _Loop:
         log.info("first step (with compilation) took %.1f s", time.perf_counter() - self.t_interval)
         self.tokens, self.steps_interval, self.t_interval = 0, 0, time.perf_counter()
         first = False
-      self.progress.update(step)
       stop = preempt.requested()
       if step % log_every == 0 or step == self.total or stop:
         self._log(step)
+      self.progress.update(step)
       if eval_every and step % eval_every == 0:
         self._evaluate(step, state)
       if self.ckpts.should_save(step) or step == self.total or stop:
         self._save(step, state, force=step == self.total or stop)
       if stop:
+        self.progress.clear()
         log.warning("preempted: saved a checkpoint for step %d, stopping", step)
         break
     return state
@@ -259,6 +260,7 @@ class _Loop:
         scalars[f"eval/{evaluator.name}/{name}"] = float(value)
     if scalars:
       self.writer.write(step, scalars)
+      self.progress.clear()
       log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
     self.eval_metrics = dict(scalars, step=step)
     self.t_interval += time.perf_counter() - t0  # evaluation is not training time
@@ -272,6 +274,7 @@ class _Loop:
     saved = self.ckpts.save(step, state, self.data.get_state(), self.config_json,
                             self.last_logged, best_metrics=best, force=force)
     if saved:  # with async saves, the loop is blocked only while arrays leave the devices
+      self.progress.clear()
       log.info("saving checkpoint for step %d (loop blocked %.0f ms)", step,
                1000 * (time.perf_counter() - t0))
 
