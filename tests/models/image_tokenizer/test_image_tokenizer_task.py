@@ -10,7 +10,7 @@ from PIL import Image
 
 from unified_mm.eval.tokenizer_eval import TokenizerEvaluator, code_usage, psnr_uint8
 from unified_mm.models.image_tokenizer import TokenizerAutoencoder
-from unified_mm.tasks.tokenizer import ShapesImageIterator
+from unified_mm.tasks.tokenizer import ShapesImageIterator, edge_weights, saturated_error
 
 DATA = ConfigDict(dict(seed=7, resolution=32, min_objects=1, max_objects=3))
 
@@ -68,3 +68,17 @@ def test_evaluator_metrics_and_files(evaluator):
   np.testing.assert_array_equal(grid[:64, :64], evaluator.images[0])  # row 0 = originals
   stats = json.loads((evaluator.out_dir / "latent_stats.json").read_text())
   assert len(stats["mean"]) == len(stats["std"]) == 4
+
+
+def test_edge_weights_mark_both_sides_of_an_edge_only():
+  target = -np.ones((1, 6, 6, 3), np.float32)
+  target[0, :, 3:] = 1.0  # a vertical edge between columns 2 and 3
+  w = np.asarray(edge_weights(target, 4.0))[0, ..., 0]
+  np.testing.assert_array_equal(w[:, [2, 3]], 5.0)
+  np.testing.assert_array_equal(w[:, [0, 1, 4, 5]], 1.0)
+
+
+def test_overshooting_a_saturated_target_is_free():
+  target = np.array([1.0, 1.0, -1.0, -1.0, 0.0, 0.0], np.float32)
+  recon = np.array([1.5, 0.5, -1.5, -0.5, 0.5, -0.5], np.float32)
+  np.testing.assert_allclose(saturated_error(recon, target), [0, -0.5, 0, 0.5, 0.5, -0.5])

@@ -42,7 +42,7 @@ class LatentStats:
     return z * self.std + self.mean
 
 
-def _replicated_config(saved: dict) -> tuple[dict, tuple]:
+def _saved_model_config(saved: dict) -> tuple[dict, tuple]:
   """Model kwargs and rules from a saved config; JSON lists become tuples."""
   model_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["model"].items()}
   return model_kwargs, rules_from_config(saved.get("rules", []))
@@ -62,7 +62,7 @@ def load_tokenizer(workdir: str | pathlib.Path, step: int | None = None, *,
     if step is None:
       raise FileNotFoundError(f"{workdir}: no complete tokenizer checkpoint in {ckpts.directory}")
     saved = ckpts.saved_config(step)
-    model_kwargs, rules = _replicated_config(saved)
+    model_kwargs, rules = _saved_model_config(saved)
     replicated = tuple((name, None) for name, _ in rules)
     mesh = make_mesh({"data": -1}, devices)
     with activate(mesh, replicated):
