@@ -9,19 +9,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # train_toy_task
 
 
-def read_metrics(workdir) -> dict[int, list[dict]]:
-  """step -> every row logged for it (a resumed run may log a step twice)."""
-  rows: dict[int, list[dict]] = {}
-  for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines():
-    row = json.loads(line)
-    rows.setdefault(row["step"], []).append(row)
-  return rows
-
-
-def train_losses(workdir) -> dict[int, list[float]]:
-  return {s: [r["train/loss"] for r in rs if "train/loss" in r]
-          for s, rs in read_metrics(workdir).items()
-          if any("train/loss" in r for r in rs)}
+from train_metrics_reader import read_metrics, train_losses  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")

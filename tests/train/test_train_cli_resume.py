@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import train_losses
+from train_metrics_reader import train_losses
 
 from unified_mm.config.loading import load_config
 from unified_mm.parallel.mesh import make_mesh

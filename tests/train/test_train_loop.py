@@ -9,7 +9,7 @@ import signal
 import jax
 import numpy as np
 import pytest
-from conftest import read_metrics, train_losses
+from train_metrics_reader import read_metrics, train_losses
 from train_toy_task import ToyData, ToyTask, toy_config
 
 from unified_mm.config.loading import ConfigError
