@@ -99,6 +99,7 @@ def _children(pid: int) -> list[int]:
   return out
 
 
+@pytest.mark.slow
 def test_killing_one_process_stops_the_job(tmp_path, subprocess_env):
   workdir = tmp_path / "w"
   cmd = [*UMM, "launch", "--target", "local", "--num-processes", "2",

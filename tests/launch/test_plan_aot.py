@@ -41,7 +41,7 @@ def test_analytic_plan_without_compiling(capsys, monkeypatch):
 
 
 def test_gpu_topologies_get_the_analytic_estimate(capsys, monkeypatch):
-  code, plan = _plan_json(["--config", "experiments/pods.py:llamagen_gpt_3b@h100-16"],
+  code, plan = _plan_json(["--config", "experiments/pods.py:llamagen_gpt_b@h100-16"],
                           capsys, monkeypatch)
   assert code == 0 and "not a TPU" in plan["aot_skipped"]
   assert plan["mesh"] == {"data": 2, "fsdp": 8, "sequence": 1, "tensor": 1}
