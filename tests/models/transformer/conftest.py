@@ -25,6 +25,6 @@ def like(model: Transformer, **overrides) -> Transformer:
   return other
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_model() -> Transformer:
   return make_tiny()

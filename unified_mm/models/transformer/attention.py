@@ -12,6 +12,9 @@ from flax import nnx
 
 from unified_mm.models.transformer.layers import RMSNorm, dense, fan_in_init, make_param
 from unified_mm.models.transformer.rope import apply_rope
+from unified_mm.parallel.sharding import constrain
+
+CACHE_AXES = ("batch", "cache_length", "kv_heads", "head_dim")
 
 
 def attention_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
@@ -110,6 +113,8 @@ class Attention(nnx.Module):
       start = (0, cache_index, 0, 0)
       k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start)
       v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)
+      k = constrain(k, CACHE_AXES)
+      v = constrain(v, CACHE_AXES)
       new_cache = {"k": k, "v": v}
       k, v = k.astype(self.dtype), v.astype(self.dtype)
     out = dot_product_attention(q, k, v, mask, causal_chunks=cache is None)  # [B, T, N, H]
