@@ -129,6 +129,10 @@ class RendererTask:
       raise ConfigError(
           f"model (latent_size, latent_channels, visual_grid)={want} does not match the image "
           f"tokenizer's {got} (data.image_tokenizer_dir={self.config.data.image_tokenizer_dir!r})")
+    levels = tuple(m.get("visual_levels", ()))
+    if m.visual_codes and levels and levels != tuple(frontend.fsq_levels):
+      raise ConfigError(f"model.visual_levels={levels} differ from the tokenizer's FSQ levels "
+                        f"{tuple(frontend.fsq_levels)}")
     if m.visual_codes and m.visual_codes < frontend.num_codes:
       raise ConfigError(f"model.visual_codes={m.visual_codes} < the tokenizer's {frontend.num_codes} codes")
     return frontend

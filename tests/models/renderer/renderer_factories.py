@@ -13,7 +13,8 @@ from unified_mm.models.renderer import Renderer
 @functools.cache
 def tiny_renderer():
   kw = dict(latent_size=8, latent_channels=3, patch_size=2, embed_dim=32, depth=2, num_heads=2,
-            visual_codes=50, visual_grid=4, text_source="own", text_vocab=40, text_len=6)
+            visual_codes=50, visual_grid=4, text_source="own", text_vocab=40, text_len=6,
+            visual_levels=(5, 10))
   with nnx.use_eager_sharding(False):
     model = Renderer(**kw, rngs=nnx.Rngs(0))
   # adaLN-zero starts as the identity; perturb every param so the tests see a

@@ -3,8 +3,12 @@
 - index 0 is a learned *null* token that is always attended, so a context
   with everything else dropped (classifier-free guidance's unconditional
   branch) is still a valid attention target;
-- visual tokens: the renderer's own embedding of the FSQ code ids, plus the
-  same 2-D sin-cos positions as the latent patches (positions.py);
+- visual tokens: the renderer's own embedding of the FSQ code ids, plus (with
+  `visual_levels`, the tokenizer's FSQ levels) a projection of the code's FSQ
+  digits scaled to [-1, 1] -- neighbouring codes share digits, so every code
+  starts from a meaningful vector instead of a random row that is only
+  trained when that code shows up -- plus the same 2-D sin-cos positions as the
+  latent patches (positions.py);
 - text, by `text_source`:
     "own"  the renderer's own learned embedding of SentencePiece ids + learned
            1-D positions;
@@ -51,7 +55,8 @@ class ContextEncoder(nnx.Module):
 
   def __init__(self, *, embed_dim: int, num_heads: int, visual_codes: int, visual_grid: int,
                text_source: str, text_vocab: int, text_len: int, ar_dim: int = 0,
-               depth: int = 1, dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+               depth: int = 1, visual_levels: tuple[int, ...] = (), dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     if text_source not in TEXT_SOURCES:
       raise ValueError(f"text_source={text_source!r}; expected one of {TEXT_SOURCES}")
     if not visual_codes and text_source == "none":
@@ -61,12 +66,20 @@ class ContextEncoder(nnx.Module):
     self.text_source = text_source
     self.uses_visual = visual_codes > 0
     kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-    emb_init = nnx.initializers.normal(0.02)
+    # Unit-scale embeddings: the sin-cos positions added to them are unit-scale
+    # too, and a 0.02-scale token identity would take hundreds of steps to be heard.
+    emb_init = nnx.initializers.normal(1.0)
     self.null = nnx.Param(emb_init(rngs.params(), (1, embed_dim), param_dtype),
                           out_sharding=(None, "embed"))
+    self.visual_levels = tuple(int(l) for l in visual_levels)
     if self.uses_visual:
       self.code_embed = nnx.Embed(visual_codes, embed_dim,
                                   embedding_init=layers.partitioned(emb_init, "vocab", "embed"), **kw)
+      if self.visual_levels:
+        self.code_digits = nnx.Linear(
+            len(self.visual_levels), embed_dim,
+            kernel_init=layers.partitioned(nnx.initializers.normal(1.0), None, "embed"),
+            bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
     if text_source == "own":
       self.text_embed = nnx.Embed(text_vocab, embed_dim,
                                   embedding_init=layers.partitioned(emb_init, "vocab", "embed"), **kw)
@@ -79,6 +92,13 @@ class ContextEncoder(nnx.Module):
                                 bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
     self.layers = nnx.List([ContextLayer(embed_dim, num_heads, **kw) for _ in range(depth)])
     self.norm = layers.layer_norm(embed_dim, affine=True, **kw)
+
+  def _digits(self, ids: jax.Array) -> jax.Array:
+    """[B, S] FSQ ids -> [B, S, d] digits in [-1, 1] (the tokenizer's little-endian order)."""
+    levels = jnp.asarray(self.visual_levels, jnp.int32)
+    basis = jnp.cumprod(jnp.concatenate([jnp.ones((1,), jnp.int32), levels[:-1]]))
+    digits = (ids[..., None] // basis) % levels
+    return (2.0 * digits / (levels - 1) - 1.0).astype(jnp.float32)
 
   def _text(self, text_ids, text_mask, text_states) -> tuple[jax.Array, jax.Array]:
     if self.text_source == "own":
@@ -101,7 +121,11 @@ class ContextEncoder(nnx.Module):
     if self.uses_visual:
       hv, wv = codes.shape[1:]
       pos = positions.sincos_2d(hv, wv, self.embed_dim)  # [Hv * Wv, D]
-      parts.append(self.code_embed(codes.reshape(b, hv * wv)) + pos)
+      ids = codes.reshape(b, hv * wv)
+      h = self.code_embed(ids) + pos
+      if self.visual_levels:
+        h = h + self.code_digits(self._digits(ids))
+      parts.append(h)
       masks.append(jnp.ones((b, hv * wv), bool))
     if self.text_source != "none":
       h, m = self._text(text_ids, text_mask, text_states)

@@ -39,6 +39,7 @@ class TrainedFrontend:
     self.latent_channels = self.model.latent_channels
     self.code_grid = self.model.code_grid[0]
     self.num_codes = self.model.codebook_size
+    self.fsq_levels = tuple(self.model.fsq.levels)
     self.image_size = self.model.image_size
     self._encode = nnx.jit(lambda m, im, mean, std: (
         (m.encode_latent(im) - mean) / std, m.encode_codes(im)))
@@ -68,6 +69,11 @@ class StandInFrontend:
   @property
   def num_codes(self) -> int:
     return self.levels ** 3
+
+  @property
+  def fsq_levels(self) -> tuple[int, ...]:
+    """Its ids are 3 base-`levels` digits, like an FSQ code of 3 channels."""
+    return (self.levels,) * 3
 
   def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
