@@ -15,12 +15,19 @@ from unified_mm.data.vocab import IMAGE, SPECIAL, TEXT
 MODALITIES = {"text": TEXT, "image": IMAGE, "special": SPECIAL}
 
 
-def token_losses(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Per-token cross-entropy and log-partition, both [B, T] f32."""
+def token_losses(logits: jax.Array, targets: jax.Array
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Per-token cross-entropy, log-partition and correctness (argmax == target), [B, T].
+
+  The target logit is a masked sum rather than a gather: its gradient is then
+  elementwise (a gather's is a scatter, slow on CPU) and the mask fuses away.
+  """
   logits = logits.astype(jnp.float32)
   log_z = jax.nn.logsumexp(logits, axis=-1)
-  target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-  return log_z - target_logit, log_z
+  hit = targets[..., None] == jnp.arange(logits.shape[-1], dtype=targets.dtype)
+  target_logit = jnp.sum(jnp.where(hit, logits, 0.0), axis=-1)
+  correct = target_logit >= jax.lax.stop_gradient(jnp.max(logits, axis=-1))
+  return log_z - target_logit, log_z, correct.astype(jnp.float32)
 
 
 def lm_loss(logits: jax.Array, targets: jax.Array, loss_mask: jax.Array,
@@ -30,13 +37,12 @@ def lm_loss(logits: jax.Array, targets: jax.Array, loss_mask: jax.Array,
 
   logits [B, T, V]; targets, loss_mask, modality [B, T].
   """
-  ce, log_z = token_losses(logits, targets)
+  ce, log_z, correct = token_losses(logits, targets)
   mask = loss_mask.astype(jnp.float32)
   count = jnp.maximum(mask.sum(), 1.0)
   ce_mean = (ce * mask).sum() / count
   z_mean = (jnp.square(log_z) * mask).sum() / count
   loss = ce_mean + z_loss * z_mean
-  correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
   metrics = {
       "loss": loss,
       "ce": ce_mean,
