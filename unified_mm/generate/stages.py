@@ -33,13 +33,15 @@ class ArStage:
   text: object  # TextTokenizer
 
 
-def load_ar(workdir: str | pathlib.Path, num_codes: int, devices=None) -> ArStage:
-  """The unified transformer (params), its vocabulary and its text tokenizer."""
+def load_ar(workdir: str | pathlib.Path, num_codes: int, devices=None,
+            step: int | None = None) -> ArStage:
+  """The unified transformer (params at `step`, default the latest), its
+  vocabulary and its text tokenizer."""
   from unified_mm.data.pipeline import load_or_train_tokenizer  # noqa: PLC0415
   from unified_mm.models.transformer.model import Transformer  # noqa: PLC0415
   ckpts = Checkpoints(checkpoint_dir(workdir), read_only=True)
   try:
-    step = ckpts.latest_step()
+    step = ckpts.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"{workdir}: no complete AR checkpoint")
     config = ml_collections.ConfigDict(ckpts.saved_config(step))
