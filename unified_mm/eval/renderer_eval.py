@@ -13,6 +13,10 @@ tokens directly (the DALL-E-1/VQGAN-style baseline). Metrics, per path
   psnr           mean per-image PSNR (dB) against the original render
   latent_mse     (renderer only) MSE to the true normalised latent
 
+The script adds `true_latent_*`: the same metrics for the tokenizer's latent
+decoder on the encoder's own latents, the ceiling of any renderer decoded
+through it.
+
     python -m unified_mm.eval.renderer_eval --workdir runs/shapes/renderer \
         --num-scenes 500 [--steps 8 --method heun --cfg 1.0 --chunks 1]
 
@@ -113,6 +117,17 @@ class RendererEvaluator:
         grids / f"renderer_grid_{index:04d}.png")
 
 
+def ceiling(evaluator: RendererEvaluator) -> dict[str, float]:
+  """The latent decoder on the TRUE latents: the best any renderer can do through it."""
+  frontend, n = evaluator.task.frontend, evaluator.batch_size
+  latents = evaluator.batch["latent"]
+  images = np.concatenate([frontend.decode_latent(latents[i:i + n])
+                           for i in range(0, len(latents), n)])
+  return {"true_latent_roundtrip": roundtrip(images, evaluator.scenes),
+          "true_latent_palette_share": palette_share(images),
+          "true_latent_psnr": float(psnr_uint8(images, evaluator.images).mean())}
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True, help="the renderer's training workdir")
@@ -141,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                                 out_dir=args.out_dir or None, **sample)
   t1 = time.perf_counter()
   metrics = dict(evaluator.run(model))
+  metrics.update(ceiling(evaluator))
   t2 = time.perf_counter()
   out = {"workdir": args.workdir, "num_scenes": args.num_scenes, **sample, **metrics,
          "setup_s": round(t1 - t0, 1), "render_s": round(t2 - t1, 1)}
