@@ -77,7 +77,7 @@ class RendererEvaluator:
     self.scenes, self.images, self.batch = scene_batch(
         task.frontend, task.tokenizer, seed=seed, indices=range(num_scenes),
         resolution=int(task.config.data.resolution), min_objects=1, max_objects=max_objects,
-        text_len=int(task.config.model.text_len), ar_text=task.ar_text)
+        text_len=int(task.config.model.text_len), ar_text=task.ar_text, plan=task.uses_plan)
     self.preview = np.concatenate([task.frontend.decode_codes(self.batch["codes"][i:i + batch_size])
                                    for i in range(0, num_scenes, batch_size)])
     self.preview_metrics = {"preview_roundtrip": roundtrip(self.preview, self.scenes),

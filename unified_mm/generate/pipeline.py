@@ -99,6 +99,8 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
   rows = {"codes": jnp.asarray(codes, jnp.int32), "text_ids": ids, "text_mask": mask}
   if task.config.model.text_source == "ar":
     rows["text_states"], rows["text_mask"] = task.ar_text(prompts)
+  if task.uses_plan:
+    rows["plan"] = stages.frontend.plan_latent(codes)
   inputs = task.context_inputs(rows)
   z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
                      method=method, shift=float(task.config.sample.shift), **inputs)

@@ -8,6 +8,8 @@ the parameter-free stand-in, for tests) into
     codes      [B, h, w] int32          its visual tokens (the plan)
     text_ids   [B, L] int32             a caption of the scene, SentencePiece ids
     text_mask  [B, L] bool              True on real text positions
+    plan       [B, Hh, Ww, Cz] float32  (model.plan_channels) the normalised latent of
+                                        the tokenizer's preview decode of `codes`
     text_states [B, L, D_ar] float32    (text_source="ar" only) the frozen AR
                                         transformer's hidden states over `BOS caption`
                                         (`data.ar_dir`), computed in the data iterator
@@ -59,7 +61,7 @@ def encode_text(tokenizer, texts: list[str], length: int) -> tuple[np.ndarray, n
 
 
 def scene_batch(frontend, tokenizer, *, seed: int, indices, resolution: int, min_objects: int,
-                max_objects: int, text_len: int, ar_text=None
+                max_objects: int, text_len: int, ar_text=None, plan: bool = False
                 ) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
   """(scenes, images, batch) for scene `indices` of `seed`."""
   scenes, images = render_scenes(seed, indices, resolution, min_objects, max_objects)
@@ -69,6 +71,8 @@ def scene_batch(frontend, tokenizer, *, seed: int, indices, resolution: int, min
   batch = {"latent": z, "codes": codes, "text_ids": ids, "text_mask": mask}
   if ar_text is not None:
     batch["text_states"], batch["text_mask"] = ar_text(texts)
+  if plan:
+    batch["plan"] = frontend.plan_latent(codes)
   return scenes, images, batch
 
 
@@ -95,7 +99,8 @@ class RendererData:
         self.task.frontend, self.task.tokenizer, seed=self.seed,
         indices=range(start, start + self.local_batch_size), resolution=self.resolution,
         min_objects=self.min_objects, max_objects=self.max_objects,
-        text_len=int(self.task.config.model.text_len), ar_text=self.task.ar_text)
+        text_len=int(self.task.config.model.text_len), ar_text=self.task.ar_text,
+        plan=self.task.uses_plan)
     return batch
 
   def get_state(self) -> dict:
@@ -159,6 +164,10 @@ class RendererTask:
                         f"data.ar_dir has d_model={encoder.dim}")
     return encoder
 
+  @property
+  def uses_plan(self) -> bool:
+    return bool(self.config.model.visual_codes and self.config.model.get("plan_channels", 0))
+
   def build_model(self, rngs: nnx.Rngs) -> Renderer:
     return Renderer(**self.config.model, rngs=rngs)
 
@@ -166,6 +175,8 @@ class RendererTask:
     inputs = {}
     if self.config.model.visual_codes:
       inputs["codes"] = batch["codes"]
+    if self.uses_plan:
+      inputs["plan"] = batch["plan"]
     if self.config.model.text_source == "own":
       inputs["text_ids"], inputs["text_mask"] = batch["text_ids"], batch["text_mask"]
     elif self.config.model.text_source == "ar":
@@ -187,6 +198,8 @@ class RendererTask:
             "text_mask": ("batch", "length")}
     if self.config.model.text_source == "ar":
       axes["text_states"] = ("batch", "length", "embed")
+    if self.uses_plan:
+      axes["plan"] = ("batch", "height", "width", "channels")
     return axes
 
   def make_data(self, process_index: int, process_count: int, local_batch_size: int):

@@ -14,7 +14,7 @@ from unified_mm.models.renderer import Renderer
 def tiny_renderer():
   kw = dict(latent_size=8, latent_channels=3, patch_size=2, embed_dim=32, depth=2, num_heads=2,
             visual_codes=50, visual_grid=4, text_source="own", text_vocab=40, text_len=6,
-            visual_levels=(5, 10))
+            visual_levels=(5, 10), plan_channels=3)
   with nnx.use_eager_sharding(False):
     model = Renderer(**kw, rngs=nnx.Rngs(0))
   # adaLN-zero starts as the identity; perturb every param so the tests see a
@@ -35,4 +35,5 @@ def context_inputs(b=3):
   rng = np.random.default_rng(0)
   return dict(codes=jnp.asarray(rng.integers(0, 50, (b, 4, 4))),
               text_ids=jnp.asarray(rng.integers(0, 40, (b, 6))),
-              text_mask=jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]])[:b]))
+              text_mask=jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]])[:b]),
+              plan=jnp.asarray(rng.normal(size=(b, 8, 8, 3)), jnp.float32))

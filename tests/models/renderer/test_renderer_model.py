@@ -24,6 +24,7 @@ def test_dropped_context_removes_every_path_from_the_conditioning():
   a, b = context_inputs(), context_inputs()
   b["codes"] = (b["codes"] + 7) % 50
   b["text_ids"] = (b["text_ids"] + 3) % 40
+  b["plan"] = -b["plan"]
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
   v = _velocities(model, a, b, x, jnp.full((3,), 0.5))
   assert v["a", True].shape == (3, 8, 8, 3)

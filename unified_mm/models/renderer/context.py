@@ -8,7 +8,10 @@
   digits scaled to [-1, 1] -- neighbouring codes share digits, so every code
   starts from a meaningful vector instead of a random row that is only
   trained when that code shows up -- plus the same 2-D sin-cos positions as the
-  latent patches (positions.py);
+  latent patches (positions.py); with `plan_channels`, each visual token also
+  gets a projection of the *plan latent* patch it covers: the tokenizer's
+  encoding of its own preview decode of the tokens, so the renderer refines a
+  coarse latent instead of inventing one from ids;
 - text, by `text_source`:
     "own"  the renderer's own learned embedding of SentencePiece ids + learned
            1-D positions;
@@ -55,8 +58,9 @@ class ContextEncoder(nnx.Module):
 
   def __init__(self, *, embed_dim: int, num_heads: int, visual_codes: int, visual_grid: int,
                text_source: str, text_vocab: int, text_len: int, ar_dim: int = 0,
-               depth: int = 1, visual_levels: tuple[int, ...] = (), dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs):
+               depth: int = 1, visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
+               plan_patch: int = 2, dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs):
     if text_source not in TEXT_SOURCES:
       raise ValueError(f"text_source={text_source!r}; expected one of {TEXT_SOURCES}")
     if not visual_codes and text_source == "none":
@@ -72,6 +76,13 @@ class ContextEncoder(nnx.Module):
     self.null = nnx.Param(emb_init(rngs.params(), (1, embed_dim), param_dtype),
                           out_sharding=(None, "embed"))
     self.visual_levels = tuple(int(l) for l in visual_levels)
+    self.plan_patch = plan_patch
+    self.uses_plan = bool(visual_codes and plan_channels)
+    if self.uses_plan:
+      self.plan_embed = nnx.Linear(
+          plan_patch * plan_patch * plan_channels, embed_dim,
+          kernel_init=layers.partitioned(nnx.initializers.lecun_normal(), "patch", "embed"),
+          bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
     if self.uses_visual:
       self.code_embed = nnx.Embed(visual_codes, embed_dim,
                                   embedding_init=layers.partitioned(emb_init, "vocab", "embed"), **kw)
@@ -110,8 +121,10 @@ class ContextEncoder(nnx.Module):
 
   def __call__(self, *, codes: jax.Array | None = None, text_ids: jax.Array | None = None,
                text_mask: jax.Array | None = None, text_states: jax.Array | None = None,
-               keep: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+               plan: jax.Array | None = None, keep: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     """codes [B, Hv, Wv] int, text_ids [B, L], text_mask [B, L], text_states [B, L, Dar],
+    plan [B, Hv * p, Wv * p, C] (the plan latent, with plan_channels),
     keep [B] bool (False: only the null token, CFG's unconditional branch)
     -> context [B, S, D], mask [B, S]."""
     ref = codes if self.uses_visual else (text_ids if self.text_source == "own" else text_states)
@@ -125,6 +138,9 @@ class ContextEncoder(nnx.Module):
       h = self.code_embed(ids) + pos
       if self.visual_levels:
         h = h + self.code_digits(self._digits(ids))
+      if self.uses_plan:
+        from unified_mm.models.renderer.dit import patchify  # noqa: PLC0415
+        h = h + self.plan_embed(patchify(plan.astype(h.dtype), self.plan_patch))
       parts.append(h)
       masks.append(jnp.ones((b, hv * wv), bool))
     if self.text_source != "none":

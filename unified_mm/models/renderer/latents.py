@@ -45,6 +45,8 @@ class TrainedFrontend:
         (m.encode_latent(im) - mean) / std, m.encode_codes(im)))
     self._decode_latent = nnx.jit(lambda m, z, mean, std: _to_uint8(m.decode_latent(z * std + mean)))
     self._decode_codes = nnx.jit(lambda m, ids: _to_uint8(m.decode_codes(ids)))
+    self._plan = nnx.jit(lambda m, ids, mean, std: (
+        m.encode_latent(m.decode_codes(ids)) - mean) / std)
 
   def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z, ids = self._encode(self.model, jnp.asarray(images), self.mean, self.std)
@@ -55,6 +57,10 @@ class TrainedFrontend:
 
   def decode_codes(self, ids) -> np.ndarray:
     return np.asarray(self._decode_codes(self.model, jnp.asarray(ids, jnp.int32)))
+
+  def plan_latent(self, ids) -> np.ndarray:
+    """[B, Hh, Ww, Cz] normalised latent of the preview decode of `ids` (the renderer's plan)."""
+    return np.asarray(self._plan(self.model, jnp.asarray(ids, jnp.int32), self.mean, self.std))
 
 
 @dataclasses.dataclass
@@ -91,6 +97,9 @@ class StandInFrontend:
   def decode_codes(self, ids) -> np.ndarray:
     from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
     return StandInCodes(self.code_grid, self.levels).to_image(np.asarray(ids), self.image_size)
+
+  def plan_latent(self, ids) -> np.ndarray:
+    return self.encode(self.decode_codes(ids))[0]
 
 
 def load_frontend(tokenizer_dir: str, devices=None):

@@ -33,7 +33,8 @@ class Renderer(nnx.Module):
                mlp_ratio: float = 4.0, visual_codes: int = 0, visual_grid: int = 8,
                text_source: str = "own", text_vocab: int = 0, text_len: int = 32,
                ar_dim: int = 0, context_depth: int = 1, visual_add: bool = True,
-               visual_levels: tuple[int, ...] = (), dtype=jnp.float32,
+               visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
+               dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
     self.latent_size = latent_size
@@ -43,7 +44,7 @@ class Renderer(nnx.Module):
         embed_dim=embed_dim, num_heads=num_heads, visual_codes=visual_codes,
         visual_grid=visual_grid, text_source=text_source, text_vocab=text_vocab,
         text_len=text_len, ar_dim=ar_dim, depth=context_depth, visual_levels=visual_levels,
-        dtype=dtype,
+        plan_channels=plan_channels, plan_patch=latent_size // visual_grid, dtype=dtype,
         param_dtype=param_dtype, rngs=rngs)
     self.dit = DiT(latent_size=latent_size, latent_channels=latent_channels,
                    patch_size=patch_size, embed_dim=embed_dim, depth=depth,
