@@ -1,28 +1,15 @@
-"""Tiny transformer factories shared by the transformer tests."""
+"""Fixtures of the transformer tests."""
 
-import jax
+import pathlib
+import sys
+
 import pytest
-from flax import nnx
 
-from unified_mm.models.transformer import Transformer
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # transformer_factories
 
-TINY = dict(vocab_size=128, d_model=32, num_layers=2, num_heads=4, num_kv_heads=2,
-            head_dim=8, mlp_dim=64, max_len=128)
+from transformer_factories import make_tiny  # noqa: E402
 
-
-def make_tiny(seed: int = 0, **overrides) -> Transformer:
-  """Built inside jit: one compile instead of one per initializer op."""
-  kwargs = {**TINY, **overrides}
-  return jax.jit(lambda: Transformer(**kwargs, rngs=nnx.Rngs(seed)))()
-
-
-def like(model: Transformer, **overrides) -> Transformer:
-  """A model with other static options (remat, dtype) and `model`'s parameters,
-  without compiling another initializer."""
-  kwargs = {**TINY, **overrides}
-  other = nnx.eval_shape(lambda: Transformer(**kwargs, rngs=nnx.Rngs(0)))
-  nnx.update(other, nnx.state(model))
-  return other
+from unified_mm.models.transformer import Transformer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

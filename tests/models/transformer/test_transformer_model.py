@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY, like
+from transformer_factories import TINY, like
 from flax import nnx
 
 from unified_mm.models.transformer import Transformer

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conftest import TINY
+from transformer_factories import TINY
 
 from unified_mm.models.transformer.sampling import (ImageSpanConstraint, filter_logits,
                                                     sample, sample_logits, vocab_range_mask)
