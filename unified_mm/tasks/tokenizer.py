@@ -5,7 +5,8 @@ iterator's whole state is its step count: row i of step s on process p is
 scene (s * P + p) * b + i. Held-out scenes use `eval.seed`, never seen in training.
 
 Loss (both paths, pixels in [-1, 1]), with r(x) = l1_weight * |x| + mse_weight * x^2
-and w = 1 + edge_weight at pixels on an edge of the target (see `edge_weights`):
+and w = 1 + edge_weight at pixels on an edge of the target (+ tip_weight at
+one-pixel tips; see `edge_weights`):
     mean w * r(latent reconstruction error)
   + code_weight * mean w * r(preview (FSQ) reconstruction error)
   + latent_reg_weight * mean(z^2)      (keeps the renderer's latent at a sane scale)
@@ -85,27 +86,32 @@ def saturated_error(recon: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.where(free, 0.0, err)
 
 
-def edge_weights(target: jax.Array, edge_weight: float, threshold: float = 0.1) -> jax.Array:
-  """[B, H, W, 1]: 1 + edge_weight where a pixel differs from a 4-neighbour.
+def edge_weights(target: jax.Array, edge_weight: float, tip_weight: float = 0.0,
+                 threshold: float = 0.1) -> jax.Array:
+  """[B, H, W, 1]: 1 + edge_weight where a pixel differs from a 4-neighbour,
+  + tip_weight where it differs from 3 or 4 of them (1-px tips and points).
 
   Edges and corners are a few per cent of pixels yet decide whether a shape
   reads back as a diamond or a circle; without the extra weight the decoders
-  learn them last. Computed from the target alone, so it applies to any image.
+  learn them last, and the one-pixel tips of small stars and diamonds last of
+  all. Computed from the target alone, so it applies to any image.
   """
   padded = jnp.pad(target, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
   h, w = target.shape[1:3]
   shifts = [padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in
             ((-1, 0), (1, 0), (0, -1), (0, 1))]
-  diff = jnp.max(jnp.stack([jnp.abs(target - s).max(-1) for s in shifts]), axis=0)  # [B, H, W]
-  return 1.0 + edge_weight * (diff > threshold).astype(target.dtype)[..., None]
+  differs = jnp.stack([jnp.abs(target - s).max(-1) > threshold for s in shifts])  # [4, B, H, W]
+  count = differs.sum(0).astype(target.dtype)[..., None]  # [B, H, W, 1]
+  return 1.0 + edge_weight * (count >= 1) + tip_weight * (count >= 3)
 
 
 def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_weight: float,
                         mse_weight: float, code_weight: float, latent_reg_weight: float,
-                        edge_weight: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+                        edge_weight: float = 0.0, tip_weight: float = 0.0
+                        ) -> tuple[jax.Array, dict[str, jax.Array]]:
   out = model(images)
   target = as_signed_unit(images)  # [B, H, W, 3]
-  weight = edge_weights(target, edge_weight) if edge_weight else 1.0
+  weight = edge_weights(target, edge_weight, tip_weight) if edge_weight or tip_weight else 1.0
   err_latent = saturated_error(out["latent_recon"], target)
   err_code = saturated_error(out["code_recon"], target)
   l1_latent, mse_latent = jnp.abs(err_latent).mean(), jnp.square(err_latent).mean()
@@ -131,6 +137,7 @@ class TokenizerTask:
     self.config = config
     self.loss_weights = {k: float(config.loss[k]) for k in (
         "l1_weight", "mse_weight", "code_weight", "latent_reg_weight", "edge_weight")}
+    self.loss_weights["tip_weight"] = float(config.loss.get("tip_weight", 0.0))
     self.workdir: pathlib.Path | None = None
     self._evaluators = None
 

@@ -82,3 +82,12 @@ def test_overshooting_a_saturated_target_is_free():
   target = np.array([1.0, 1.0, -1.0, -1.0, 0.0, 0.0], np.float32)
   recon = np.array([1.5, 0.5, -1.5, -0.5, 0.5, -0.5], np.float32)
   np.testing.assert_allclose(saturated_error(recon, target), [0, -0.5, 0, 0.5, 0.5, -0.5])
+
+
+def test_tip_weight_marks_one_pixel_protrusions():
+  target = -np.ones((1, 5, 5, 3), np.float32)
+  target[0, 2, 1:4] = 1.0  # a 3-px bar: its two end pixels differ from 3 neighbours
+  w = np.asarray(edge_weights(target, 4.0, 20.0))[0, ..., 0]
+  assert w[2, 1] == w[2, 3] == 25.0
+  assert w[2, 2] == 5.0  # the middle differs from 2 neighbours: an edge, not a tip
+  assert w[0, 0] == 1.0
