@@ -4,8 +4,9 @@ Parameters, optimiser state and gradients are exact: shapes come from
 `eval_shape` of the task's own model and optimiser, shards from the config's
 logical-axis rules and mesh sizes. Activations are a model of the
 transformer's step (what the backward pass keeps per layer under the
-configured remat policy, the f32 attention scores this implementation
-materialises, and the f32 logits of the loss); XLA's AOT figure is the check.
+configured remat policy, the f32 attention scores counted as the full
+[T, S] square, an upper bound for the chunked causal attention, and the f32
+logits of the loss); XLA's AOT figure is the check.
 """
 
 from __future__ import annotations
