@@ -19,18 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from unified_mm.config.loading import ConfigError
 from unified_mm.data.vocab import Vocab
 from unified_mm.models.transformer.flops import train_flops_per_step
-from unified_mm.models.transformer.loss import lm_loss
-from unified_mm.models.transformer.model import Transformer
-
-BATCH_KEYS = ("tokens", "targets", "positions", "segment_ids", "loss_mask", "modality")
+from unified_mm.tasks.held_out import HeldOutLoss
+from unified_mm.tasks.transformer_task import BATCH_KEYS, TransformerTask
 DOC_KINDS = ("text", "caption_image", "copy")
 TRAIN_SPLIT, EVAL_SPLIT = 0, 1
 
@@ -124,32 +120,11 @@ class SyntheticLMIterator:
     self.step = int(state["step"])
 
 
-class LMEvaluator:
-  """Loss and accuracy (overall and per modality) on held-out synthetic rows."""
-
-  name = "lm"
-
-  def __init__(self, task: LMTask, num_batches: int, batch_size: int):
-    self.task = task
-    it = SyntheticLMIterator(task.grammar, task.seq_len, 0, 1, batch_size, split=EVAL_SPLIT)
-    self.batches = [next(it) for _ in range(num_batches)]
-    self._loss = jax.jit(lambda model, batch: task.loss(model, batch, jax.random.key(0))[1])
-
-  def run(self, model: nnx.Module) -> Iterator[tuple[str, float]]:
-    sums: dict[str, float] = {}
-    for batch in self.batches:
-      for k, v in self._loss(model, batch).items():
-        sums[k] = sums.get(k, 0.0) + float(v)
-    for k in sorted(sums):
-      if not k.endswith("tokens"):
-        yield k, sums[k] / len(self.batches)
-
-
-class LMTask:
+class LMTask(TransformerTask):
   name = "lm"
 
   def __init__(self, config):
-    self.config = config
+    super().__init__(config)
     d = config.data
     self.vocab = Vocab(d.text_size, d.image_codes)
     if self.vocab.size > config.model.vocab_size:
@@ -157,35 +132,22 @@ class LMTask:
           f"model.vocab_size={config.model.vocab_size}: smaller than the data vocabulary "
           f"({self.vocab.size} = data.text_size + data.image_codes + specials, padded)")
     self.seq_len = int(d.seq_len)
-    self.z_loss = float(config.loss.get("z_loss", 0.0))
     self.grammar = SyntheticGrammar(self.vocab, seed=int(d.seed), grid_count=int(d.grid_count),
                                     branching=int(d.branching), mix=tuple(d.mix))
-
-  def build_model(self, rngs: nnx.Rngs) -> Transformer:
-    return Transformer(**self.config.model, rngs=rngs)
-
-  def loss(self, model: Transformer, batch, rng: jax.Array):
-    del rng  # no dropout
-    logits = model(batch["tokens"], batch["positions"], batch["segment_ids"])
-    return lm_loss(logits, batch["targets"], batch["loss_mask"], batch["modality"],
-                   z_loss=self.z_loss)
-
-  def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
-    return {k: ("batch", "length") for k in BATCH_KEYS}
 
   def make_data(self, process_index: int, process_count: int,
                 local_batch_size: int) -> SyntheticLMIterator:
     return SyntheticLMIterator(self.grammar, self.seq_len, process_index, process_count,
                                local_batch_size)
 
-  def evaluators(self) -> list[LMEvaluator]:
+  def evaluators(self) -> list[HeldOutLoss]:
+    """Loss and accuracy (overall and per modality) on held-out synthetic rows."""
     n = int(self.config.train.get("eval_batches", 0))
     if not n:
       return []
-    return [LMEvaluator(self, n, min(int(self.config.train.batch_size), 16))]
-
-  def tokens_in(self, batch) -> int:
-    return int(np.size(batch["tokens"]))
+    it = SyntheticLMIterator(self.grammar, self.seq_len, 0, 1, self.eval_batch_size(),
+                             split=EVAL_SPLIT)
+    return [HeldOutLoss("lm", self.loss, [next(it) for _ in range(n)])]
 
   def flops_per_step(self, batch_size: int) -> int:
     """Exact train FLOPs (matmuls + attention, fwd + bwd) of one step."""
