@@ -67,11 +67,11 @@ class RendererEvaluator:
   def __init__(self, task, *, num_scenes: int, seed: int = 10_007, max_objects: int = 4,
                batch_size: int = 100, steps: int = 8, method: str = "euler",
                cfg_scale: float = 1.0, chunks: int = 1, shift: float = 1.0,
-               grid_images: int = 8, out_dir: str | pathlib.Path | None = None):
+               start: float = 1.0, grid_images: int = 8, out_dir: str | pathlib.Path | None = None):
     from unified_mm.tasks.renderer import scene_batch  # noqa: PLC0415
     self.task = task
     self.sample = dict(steps=steps, method=method, cfg_scale=float(cfg_scale), chunks=chunks,
-                       shift=float(shift))
+                       shift=float(shift), start=float(start))
     self.batch_size, self.seed, self.grid_images = batch_size, seed, grid_images
     self.out_dir = pathlib.Path(out_dir) if out_dir is not None else None
     self.scenes, self.images, self.batch = scene_batch(
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--method", default=None, choices=("euler", "heun"))
   parser.add_argument("--cfg", type=float, default=None)
   parser.add_argument("--chunks", type=int, default=None)
+  parser.add_argument("--start", type=float, default=None,
+                      help="ODE start time; < 1 refines the noised plan latent")
   parser.add_argument("--out-dir", default="",
                       help="write eval/renderer_grid_*.png (rows: original | preview | renderer) here")
   args = parser.parse_args(argv)
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
   model, config = load_renderer(args.workdir)
   sample = dict(config.sample)
   for key, value in (("steps", args.steps), ("method", args.method), ("cfg_scale", args.cfg),
-                     ("chunks", args.chunks)):
+                     ("chunks", args.chunks), ("start", args.start)):
     if value is not None:
       sample[key] = value
   t0 = time.perf_counter()

@@ -90,7 +90,8 @@ def caption_codes(ar: ArStage, codes: np.ndarray, rng, *, max_tokens: int = 48) 
 
 
 def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, steps: int = 8,
-                 chunks: int = 1, cfg_scale: float = 1.0, method: str = "heun") -> np.ndarray:
+                 chunks: int = 1, cfg_scale: float = 1.0, method: str = "heun",
+                 start: float | None = None) -> np.ndarray:
   """uint8 [B, H, W, 3]: the renderer's latent for the codes, through the latent decoder."""
   from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
   from unified_mm.tasks.renderer import encode_text  # noqa: PLC0415
@@ -103,14 +104,16 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
     rows["plan"] = stages.frontend.plan_latent(codes)
   inputs = task.context_inputs(rows)
   z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
-                     method=method, shift=float(task.config.sample.shift), **inputs)
+                     method=method, shift=float(task.config.sample.shift),
+                     start=float(task.config.sample.get("start", 1.0) if start is None else start),
+                     **inputs)
   return stages.frontend.decode_latent(jax.device_get(z))
 
 
 def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: float = 3.0,
              temperature: float = 1.0, top_k: int = 0, preview: bool = False,
              steps: int = 8, chunks: int = 1, render_cfg: float = 1.0, method: str = "heun",
-             init_images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             start: float | None = None, init_images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
   """(images uint8 [B, H, W, 3], codes [B, g, g]) for prompts (or edit instructions
   when `init_images` [B, H, W, 3] are given)."""
   plan_rng, render_rng = jax.random.split(jax.random.key(seed))
@@ -125,4 +128,4 @@ def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: fl
   if preview:
     return stages.frontend.decode_codes(codes), codes
   return render_codes(stages, codes, prompts, render_rng, steps=steps, chunks=chunks,
-                      cfg_scale=render_cfg, method=method), codes
+                      cfg_scale=render_cfg, method=method, start=start), codes

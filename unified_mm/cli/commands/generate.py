@@ -37,6 +37,8 @@ def add_arguments(parser) -> None:
   parser.add_argument("--chunks", type=int, default=None, help="renderer stripes K (1: whole image)")
   parser.add_argument("--render-cfg", type=float, default=None, help="renderer CFG scale")
   parser.add_argument("--method", default=None, choices=("euler", "heun"))
+  parser.add_argument("--start", type=float, default=None,
+                      help="renderer ODE start time (< 1: refine the noised plan latent)")
   parser.add_argument("--preview", action="store_true", help="skip the renderer")
   parser.add_argument("--init-image", default="", help="PNG to edit in context")
   parser.add_argument("--batch-size", type=int, default=8)
@@ -68,7 +70,8 @@ def run(args) -> int:
   stages = load_stages(args.workdir, need_renderer=not args.preview)
   sample = dict(stages.renderer_task.config.sample) if stages.renderer_task else {}
   for key, value in (("steps", args.steps), ("chunks", args.chunks),
-                     ("cfg_scale", args.render_cfg), ("method", args.method)):
+                     ("cfg_scale", args.render_cfg), ("method", args.method),
+                     ("start", args.start)):
     if value is not None:
       sample[key] = value
   init = None
@@ -84,7 +87,7 @@ def run(args) -> int:
         stages, prompts, seed=args.seed + start, cfg_scale=args.cfg, temperature=args.temperature,
         top_k=args.top_k, preview=args.preview, steps=int(sample.get("steps", 8)),
         chunks=int(sample.get("chunks", 1)), render_cfg=float(sample.get("cfg_scale", 1.0)),
-        method=sample.get("method", "heun"),
+        method=sample.get("method", "heun"), start=sample.get("start"),
         init_images=None if init is None else np.repeat(init, b, axis=0))
     times.append((time.perf_counter() - t0, len(chunk)))
     for (_, path), image in zip(chunk, images):

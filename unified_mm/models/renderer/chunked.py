@@ -57,7 +57,7 @@ def token_to_latent(a: jax.Array, grid: int, patch: int) -> jax.Array:
 def render(model, noise: jax.Array, context: jax.Array, mask: jax.Array, *, chunks: int = 1,
            steps: int = 8, method: str = "euler", cfg_scale: float = 1.0,
            uncond_context: jax.Array | None = None, uncond_mask: jax.Array | None = None,
-           shift: float = 1.0) -> jax.Array:
+           shift: float = 1.0, start: float = 1.0) -> jax.Array:
   """Renders [B, Hh, Ww, C] latents stripe by stripe (chunks = K, static)."""
   b = noise.shape[0]
   grid, patch = model.token_grid, model.patch_size
@@ -70,5 +70,5 @@ def render(model, noise: jax.Array, context: jax.Array, mask: jax.Array, *, chun
                                      uncond_context=uncond_context, uncond_mask=uncond_mask,
                                      token_state=state)
     x = samplers.sample(lambda x, t, field=field, update=update: field(x, t) * update, x,
-                        steps=steps, method=method, shift=shift)
+                        steps=steps, method=method, shift=shift, start=start)
   return x

@@ -5,7 +5,9 @@ it from t = 1 (x = noise) to t = 0 (flow.py's convention) on the grid
 
     t_i = shift(1 - i / N),   shift(u) = s u / (1 + (s - 1) u)
 
-(s = 1: uniform steps; s > 1 spends more steps near the noise end, SD3-style).
+(s = 1: uniform steps; s > 1 spends more steps near the noise end, SD3-style),
+scaled by `start` (< 1: refine a partly noised initial latent instead of
+starting from pure noise, SDEdit-style; see rendering.py).
 Euler uses N evaluations; Heun (trapezoidal corrector) uses 2N - 1, its last
 step being plain Euler because the corrector would evaluate at t = 0.
 
@@ -25,14 +27,15 @@ VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]
 METHODS = ("euler", "heun")
 
 
-def time_grid(steps: int, shift: float = 1.0) -> jax.Array:
-  """[steps + 1] times from 1 down to 0."""
+def time_grid(steps: int, shift: float = 1.0, start: float = 1.0) -> jax.Array:
+  """[steps + 1] times from `start` down to 0."""
   u = 1.0 - jnp.arange(steps + 1, dtype=jnp.float32) / steps
-  return shift * u / (1.0 + (shift - 1.0) * u)
+  return start * shift * u / (1.0 + (shift - 1.0) * u)
 
 
-def euler(velocity_fn: VelocityFn, x: jax.Array, steps: int, shift: float = 1.0) -> jax.Array:
-  ts = time_grid(steps, shift)
+def euler(velocity_fn: VelocityFn, x: jax.Array, steps: int, shift: float = 1.0,
+          start: float = 1.0) -> jax.Array:
+  ts = time_grid(steps, shift, start)
 
   def step(i, x):
     t, t_next = ts[i], ts[i + 1]
@@ -41,8 +44,9 @@ def euler(velocity_fn: VelocityFn, x: jax.Array, steps: int, shift: float = 1.0)
   return jax.lax.fori_loop(0, steps, step, x)
 
 
-def heun(velocity_fn: VelocityFn, x: jax.Array, steps: int, shift: float = 1.0) -> jax.Array:
-  ts = time_grid(steps, shift)
+def heun(velocity_fn: VelocityFn, x: jax.Array, steps: int, shift: float = 1.0,
+         start: float = 1.0) -> jax.Array:
+  ts = time_grid(steps, shift, start)
 
   def step(i, x):
     t, t_next = ts[i], ts[i + 1]
@@ -55,14 +59,14 @@ def heun(velocity_fn: VelocityFn, x: jax.Array, steps: int, shift: float = 1.0) 
 
 
 def sample(velocity_fn: VelocityFn, noise: jax.Array, *, steps: int, method: str = "euler",
-           shift: float = 1.0) -> jax.Array:
-  """Integrates from noise (t = 1) to a sample (t = 0)."""
+           shift: float = 1.0, start: float = 1.0) -> jax.Array:
+  """Integrates from x at t = start (pure noise when start = 1) to a sample (t = 0)."""
   if steps < 1:
     raise ValueError(f"steps={steps}: need at least one step")
   if method == "euler":
-    return euler(velocity_fn, noise, steps, shift)
+    return euler(velocity_fn, noise, steps, shift, start)
   if method == "heun":
-    return heun(velocity_fn, noise, steps, shift)
+    return heun(velocity_fn, noise, steps, shift, start)
   raise ValueError(f"sampler {method!r}; expected one of {METHODS}")
 
 
