@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True, help="the renderer's training workdir")
   parser.add_argument("--num-scenes", type=int, default=500)
+  parser.add_argument("--tokenizer-dir", default="",
+                      help="the image tokenizer the renderer was trained on (default: its config's)")
   parser.add_argument("--max-objects", type=int, default=4)
   parser.add_argument("--seed", type=int, default=10_007)
   parser.add_argument("--batch-size", type=int, default=100)
@@ -147,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
   from unified_mm.models.renderer.loader import load_renderer  # noqa: PLC0415
   from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
   model, config = load_renderer(args.workdir)
+  if args.tokenizer_dir:
+    config.data.image_tokenizer_dir = args.tokenizer_dir
   sample = dict(config.sample)
   for key, value in (("steps", args.steps), ("method", args.method), ("cfg_scale", args.cfg),
                      ("chunks", args.chunks), ("start", args.start)):
