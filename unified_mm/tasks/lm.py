@@ -17,16 +17,16 @@ state is just its step, resume is exact, and hosts take disjoint rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import jax.numpy as jnp
 import numpy as np
 
 from unified_mm.config.loading import ConfigError
+from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.data.vocab import Vocab
 from unified_mm.models.transformer.flops import train_flops_per_step
 from unified_mm.tasks.held_out import HeldOutLoss
 from unified_mm.tasks.transformer_task import BATCH_KEYS, TransformerTask
+
 DOC_KINDS = ("text", "caption_image", "copy")
 TRAIN_SPLIT, EVAL_SPLIT = 0, 1
 
@@ -92,32 +92,16 @@ class SyntheticGrammar:
     return {k: np.stack([r[k] for r in made]) for k in BATCH_KEYS}
 
 
-class SyntheticLMIterator:
-  """This host's rows: step s, host p of P, local batch b -> global rows
-  (s*P + p)*b ... (s*P + p)*b + b - 1. The state is {"step": s}."""
+class SyntheticLMIterator(StepIndexedIterator):
+  """This host's packed rows of the grammar (see StepIndexedIterator)."""
 
   def __init__(self, grammar: SyntheticGrammar, seq_len: int, process_index: int,
                process_count: int, local_batch_size: int, split: int = TRAIN_SPLIT):
+    super().__init__(process_index, process_count, local_batch_size)
     self.grammar, self.seq_len, self.split = grammar, seq_len, split
-    self.process_index, self.process_count = process_index, process_count
-    self.local_batch_size = local_batch_size
-    self.step = 0
 
-  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    start = (self.step * self.process_count + self.process_index) * self.local_batch_size
-    self.step += 1
-    return self.grammar.batch(self.split, range(start, start + self.local_batch_size),
-                              self.seq_len)
-
-  def get_state(self) -> dict:
-    return {"step": self.step, "process_index": self.process_index,
-            "process_count": self.process_count}
-
-  def set_state(self, state: dict) -> None:
-    self.step = int(state["step"])
+  def batch_for(self, rows: range) -> dict[str, np.ndarray]:
+    return self.grammar.batch(self.split, rows, self.seq_len)
 
 
 class LMTask(TransformerTask):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import pathlib
-from collections.abc import Iterator
 
 import jax
 import numpy as np
@@ -32,6 +31,7 @@ from flax import nnx
 
 from unified_mm.config.loading import ConfigError
 from unified_mm.data.shapes.captions import caption
+from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.models.renderer import flow
 from unified_mm.models.renderer.latents import load_frontend
 from unified_mm.models.renderer.model import Renderer
@@ -76,38 +76,24 @@ def scene_batch(frontend, tokenizer, *, seed: int, indices, resolution: int, min
   return scenes, images, batch
 
 
-class RendererData:
-  """This process's rows of an endless, seeded stream of encoded scenes. State: {"step": s}."""
+class RendererData(StepIndexedIterator):
+  """This process's rows of an endless, seeded stream of encoded scenes."""
 
   def __init__(self, task: RendererTask, process_index: int, process_count: int,
                local_batch_size: int):
+    super().__init__(process_index, process_count, local_batch_size)
     self.task = task
     d = task.config.data
     self.seed, self.resolution = int(d.seed), int(d.resolution)
     self.min_objects, self.max_objects = int(d.min_objects), int(d.max_objects)
-    self.process_index, self.process_count = process_index, process_count
-    self.local_batch_size = local_batch_size
-    self.step = 0
 
-  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    start = (self.step * self.process_count + self.process_index) * self.local_batch_size
-    self.step += 1
+  def batch_for(self, rows: range) -> dict[str, np.ndarray]:
     _, _, batch = scene_batch(
-        self.task.frontend, self.task.tokenizer, seed=self.seed,
-        indices=range(start, start + self.local_batch_size), resolution=self.resolution,
-        min_objects=self.min_objects, max_objects=self.max_objects,
+        self.task.frontend, self.task.tokenizer, seed=self.seed, indices=rows,
+        resolution=self.resolution, min_objects=self.min_objects, max_objects=self.max_objects,
         text_len=int(self.task.config.model.text_len), ar_text=self.task.ar_text,
         plan=self.task.uses_plan)
     return batch
-
-  def get_state(self) -> dict:
-    return {"step": self.step}
-
-  def set_state(self, state: dict) -> None:
-    self.step = int(state["step"])
 
 
 class RendererTask:

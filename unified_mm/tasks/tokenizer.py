@@ -19,7 +19,6 @@ on this world, L1 alone learns the code path far more slowly.
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ import numpy as np
 from flax import nnx
 
 from unified_mm.data.shapes.render import render
+from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.data.shapes.scene import scene_for_index
 from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
 from unified_mm.models.image_tokenizer.layers import as_signed_unit
@@ -43,32 +43,18 @@ def render_scenes(seed: int, indices, resolution: int, min_objects: int, max_obj
   return scenes, images
 
 
-class ShapesImageIterator:
-  """This process's rows of an endless, seeded stream of rendered scenes. State: {"step": s}."""
+class ShapesImageIterator(StepIndexedIterator):
+  """This process's rows of an endless, seeded stream of rendered scenes."""
 
   def __init__(self, data_cfg, process_index: int, process_count: int, local_batch_size: int):
+    super().__init__(process_index, process_count, local_batch_size)
     self.seed, self.resolution = int(data_cfg.seed), int(data_cfg.resolution)
     self.min_objects, self.max_objects = int(data_cfg.min_objects), int(data_cfg.max_objects)
-    self.process_index, self.process_count = process_index, process_count
-    self.local_batch_size = local_batch_size
-    self.step = 0
 
-  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    start = (self.step * self.process_count + self.process_index) * self.local_batch_size
-    self.step += 1
-    _, images = render_scenes(self.seed, range(start, start + self.local_batch_size),
-                              self.resolution, self.min_objects, self.max_objects)
+  def batch_for(self, rows: range) -> dict[str, np.ndarray]:
+    _, images = render_scenes(self.seed, rows, self.resolution, self.min_objects,
+                              self.max_objects)
     return {"image": images}  # [b, H, W, 3] uint8
-
-  def get_state(self) -> dict:
-    return {"step": self.step, "process_index": self.process_index,
-            "process_count": self.process_count}
-
-  def set_state(self, state: dict) -> None:
-    self.step = int(state["step"])
 
 
 def psnr_from_mse(mse: jax.Array) -> jax.Array:
