@@ -21,7 +21,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from unified_mm.data.vocab import Vocab
 from unified_mm.parallel.mesh import make_mesh
 from unified_mm.parallel.sharding import activate, rules_from_config
-from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.checkpoint import open_run
 from unified_mm.train.state import split_params
 
 
@@ -39,12 +39,8 @@ def load_ar(workdir: str | pathlib.Path, num_codes: int, devices=None,
   vocabulary and its text tokenizer."""
   from unified_mm.data.pipeline import load_or_train_tokenizer  # noqa: PLC0415
   from unified_mm.models.transformer.model import Transformer  # noqa: PLC0415
-  ckpts = Checkpoints(checkpoint_dir(workdir), read_only=True)
-  try:
-    step = ckpts.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{workdir}: no complete AR checkpoint")
-    config = ml_collections.ConfigDict(ckpts.saved_config(step))
+  with open_run(workdir, step, "complete AR") as (ckpts, step, saved):
+    config = ml_collections.ConfigDict(saved)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()}
     mesh = make_mesh({"data": -1}, list(devices or jax.local_devices()[:1]))
     replicated = tuple((name, None) for name, _ in rules_from_config(config.rules))
@@ -54,8 +50,6 @@ def load_ar(workdir: str | pathlib.Path, num_codes: int, devices=None,
     sharding = NamedSharding(mesh, PartitionSpec())
     params = ckpts.restore_params(step, {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
                                          for k, v in abstract_params.items()})
-  finally:
-    ckpts.close()
   vocab = Vocab(int(config.data.text_vocab_size), int(num_codes))
   return ArStage(model_def.module(params), config, vocab, load_or_train_tokenizer(config.data))
 

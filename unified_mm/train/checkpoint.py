@@ -16,6 +16,7 @@ any mesh or device count.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pathlib
@@ -133,3 +134,17 @@ class Checkpoints:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+@contextlib.contextmanager
+def open_run(workdir, step: int | None = None, what: str = "complete"):
+  """A trained run, read-only, for loading a frozen stage: yields
+  (Checkpoints, step (default the latest), the config saved with it)."""
+  ckpts = Checkpoints(checkpoint_dir(workdir), read_only=True)
+  try:
+    step = ckpts.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"{workdir}: no {what} checkpoint in {ckpts.directory}")
+    yield ckpts, step, ckpts.saved_config(step)
+  finally:
+    ckpts.close()

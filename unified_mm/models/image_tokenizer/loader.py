@@ -24,7 +24,7 @@ from flax import nnx
 from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
 from unified_mm.parallel.mesh import make_mesh
 from unified_mm.parallel.sharding import activate, rules_from_config
-from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.checkpoint import open_run
 from unified_mm.train.state import split_params
 
 LATENT_STATS_FILE = "latent_stats.json"
@@ -56,12 +56,7 @@ def load_tokenizer(workdir: str | pathlib.Path, step: int | None = None, *,
   and every stage that uses it runs it data-parallel.
   """
   workdir = pathlib.Path(workdir)
-  ckpts = Checkpoints(checkpoint_dir(workdir), read_only=True)
-  try:
-    step = ckpts.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{workdir}: no complete tokenizer checkpoint in {ckpts.directory}")
-    saved = ckpts.saved_config(step)
+  with open_run(workdir, step, "complete tokenizer") as (ckpts, step, saved):
     model_kwargs, rules = _saved_model_config(saved)
     replicated = tuple((name, None) for name, _ in rules)
     mesh = make_mesh({"data": -1}, devices)
@@ -72,8 +67,6 @@ def load_tokenizer(workdir: str | pathlib.Path, step: int | None = None, *,
       target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
                 for k, v in abstract_params.items()}
       params = ckpts.restore_params(step, target)
-  finally:
-    ckpts.close()
   model = model_def.module(params)
   return model, latent_stats(workdir, model)
 

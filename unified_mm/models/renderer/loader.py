@@ -16,7 +16,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from unified_mm.parallel.mesh import make_mesh
 from unified_mm.parallel.sharding import rules_from_config
-from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.checkpoint import open_run
 
 
 def load_renderer(workdir: str | pathlib.Path, step: int | None = None, *, use_ema: bool = True,
@@ -26,13 +26,8 @@ def load_renderer(workdir: str | pathlib.Path, step: int | None = None, *, use_e
 
   from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
   from unified_mm.train.trainer import plan_state  # noqa: PLC0415
-  workdir = pathlib.Path(workdir)
-  ckpts = Checkpoints(checkpoint_dir(workdir), read_only=True)
-  try:
-    step = ckpts.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{workdir}: no complete renderer checkpoint in {ckpts.directory}")
-    config = ml_collections.ConfigDict(ckpts.saved_config(step))
+  with open_run(workdir, step, "complete renderer") as (ckpts, step, saved):
+    config = ml_collections.ConfigDict(saved)
     devices = list(devices if devices is not None else jax.local_devices()[:1])
     mesh = make_mesh({"data": -1}, devices)
     replicated = tuple((name, None) for name, _ in rules_from_config(config.rules))
@@ -41,7 +36,5 @@ def load_renderer(workdir: str | pathlib.Path, step: int | None = None, *, use_e
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, PartitionSpec())),
         plan.target)
     state, _ = ckpts.restore(step, target)
-  finally:
-    ckpts.close()
   params = state.ema if (use_ema and state.ema is not None) else state.params
   return plan.model_def.module(params), config
