@@ -117,7 +117,6 @@ def train_and_evaluate(config, workdir, *, task=None, devices=None):
   workdir.mkdir(parents=True, exist_ok=True)
   if hasattr(task, "bind_workdir"):  # stages whose evaluators write files (image grids)
     task.bind_workdir(workdir)
-  total_steps = int(config.train.steps)
 
   # ---- Mesh and rules ------------------------------------------------------
   mesh = make_mesh(config.mesh, devices)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from unified_mm.models.image_tokenizer.layers import (

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from unified_mm.models.renderer import samplers
 from unified_mm.models.renderer.dit import CLEAN, FUTURE, NOISY
