@@ -35,7 +35,7 @@ def tokenizer_config():
       decoder_res_blocks=1, norm_groups=8, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
-      tip_weight=0.0))
+      tip_weight=0.0, latent_noise=0.0))
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=6))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=500, max_objects=4, batch_size=100, analyze_scenes=500,
@@ -70,6 +70,7 @@ def ar_config():
       mlp_dim=768, max_len=512, rope_theta=10_000.0, qk_norm=True, tie_embeddings=False,
       norm_eps=1e-5, dtype="float32", param_dtype="float32", remat="none"))
   c.loss = ml_collections.ConfigDict(dict(z_loss=1e-4))
+  c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
   c.train.update(steps=1200, batch_size=16, log_every_steps=50, eval_every_steps=400,
                  eval_batches=4)
   c.optim.update(lr=1e-3, warmup_steps=100, weight_decay=0.05)

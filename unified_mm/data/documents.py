@@ -127,7 +127,10 @@ class RecordToDocument:
       parts = sequences.edit(self.vocab, codes, instructions)
     elif kind == "image_to_caption":
       codes, images = self._codes([record])
-      parts = sequences.image_to_caption(self.vocab, caption, codes[0])
+      # A captioner describes the whole image: the source's full description
+      # when it has one (shapes), else its caption.
+      text = self._text(record["description"], "caption") if record.get("description") else caption
+      parts = sequences.image_to_caption(self.vocab, text, codes[0])
     else:
       text = None if rng.random() < self.caption_dropout else caption
       codes, images = self._codes([record])

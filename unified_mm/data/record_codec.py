@@ -28,6 +28,7 @@ from unified_mm.data.bad_records import BadRecord
 
 MAGIC = b"UMR1"
 _BLOB_KEYS = ("image", "codes")
+_TEXT_KEYS = ("caption", "description", "meta", "error")
 
 
 def _blob(value) -> tuple[dict[str, Any], bytes]:
@@ -43,7 +44,7 @@ def edits_of(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def encode(record: dict[str, Any]) -> bytes:
-  header: dict[str, Any] = {k: record[k] for k in ("caption", "meta", "error") if k in record}
+  header: dict[str, Any] = {k: record[k] for k in _TEXT_KEYS if k in record}
   blobs: list[bytes] = []
 
   def put(part: dict[str, Any], out: dict[str, Any]) -> None:

@@ -49,8 +49,9 @@ class ARTask(TransformerTask):
     return make_train_iterator(self.config.data, self.vocab, self.codes_fn, process_index,
                                process_count, local_batch_size, tokenizer=self.tokenizer)
 
-  def evaluators(self) -> list[HeldOutLoss]:
-    """Per-modality loss and accuracy on held-out shapes documents."""
+  def evaluators(self) -> list:
+    """Per-modality loss and accuracy on held-out shapes documents, and (with
+    `eval.caption_scenes`) greedy-caption accuracy on held-out 1-2 object scenes."""
     n = int(self.config.train.get("eval_batches", 0))
     if not n or not self.config.train.eval_every_steps:
       return []
@@ -58,7 +59,12 @@ class ARTask(TransformerTask):
     data.seed = int(data.seed) + EVAL_SEED_OFFSET
     with make_train_iterator(data, self.vocab, self.codes_fn, 0, 1, self.eval_batch_size(),
                              tokenizer=self.tokenizer) as it:
-      return [HeldOutLoss("ar", self.loss, [next(it) for _ in range(n)])]
+      evaluators = [HeldOutLoss("ar", self.loss, [next(it) for _ in range(n)])]
+    scenes = int(self.config.get("eval", {}).get("caption_scenes", 0))
+    if scenes and data.source == "shapes":
+      from unified_mm.eval.caption_eval import CaptionMatch  # noqa: PLC0415
+      evaluators.append(CaptionMatch(self, num_scenes=scenes, seed=data.seed))
+    return evaluators
 
 
 def make_task(config) -> ARTask:

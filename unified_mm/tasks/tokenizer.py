@@ -10,6 +10,8 @@ one-pixel tips; see `edge_weights`):
     mean w * r(latent reconstruction error)
   + code_weight * mean w * r(preview (FSQ) reconstruction error)
   + latent_reg_weight * mean(z^2)      (keeps the renderer's latent at a sane scale)
+where the latent reconstruction decodes z + latent_noise * std(z) * N(0, 1)
+(`loss.latent_noise`), so the decoder tolerates the renderer's sampling error.
 
 L1 sharpens edges (where coarse codes leave a pixel uncertain, its optimum is
 the likelier colour, not MSE's blend), MSE speeds up the early fit; measured
@@ -93,9 +95,10 @@ def edge_weights(target: jax.Array, edge_weight: float, tip_weight: float = 0.0,
 
 def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_weight: float,
                         mse_weight: float, code_weight: float, latent_reg_weight: float,
-                        edge_weight: float = 0.0, tip_weight: float = 0.0
+                        edge_weight: float = 0.0, tip_weight: float = 0.0,
+                        latent_noise: float = 0.0, rng: jax.Array | None = None
                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  out = model(images)
+  out = model(images, latent_noise, rng)
   target = as_signed_unit(images)  # [B, H, W, 3]
   weight = edge_weights(target, edge_weight, tip_weight) if edge_weight or tip_weight else 1.0
   err_latent = saturated_error(out["latent_recon"], target)
@@ -124,6 +127,7 @@ class TokenizerTask:
     self.loss_weights = {k: float(config.loss[k]) for k in (
         "l1_weight", "mse_weight", "code_weight", "latent_reg_weight", "edge_weight")}
     self.loss_weights["tip_weight"] = float(config.loss.get("tip_weight", 0.0))
+    self.loss_weights["latent_noise"] = float(config.loss.get("latent_noise", 0.0))
     self.workdir: pathlib.Path | None = None
     self._evaluators = None
 
@@ -135,8 +139,7 @@ class TokenizerTask:
     return TokenizerAutoencoder(**self.config.model, rngs=rngs)
 
   def loss(self, model: TokenizerAutoencoder, batch, rng: jax.Array):
-    del rng  # deterministic model
-    return reconstruction_loss(model, batch["image"], **self.loss_weights)
+    return reconstruction_loss(model, batch["image"], rng=rng, **self.loss_weights)
 
   def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
     return {"image": IMAGE_AXES}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from unified_mm.data import sequences
 from unified_mm.data.bad_records import REASONS
 from unified_mm.data.documents import RecordToDocument
+from unified_mm.data.shapes.scene import Scene
 from unified_mm.data.vocab import IMAGE, TEXT
 
 
@@ -46,7 +49,7 @@ def test_loss_on_answer_only(vocab):
 
 def _mapper(vocab, tokenizer, codes_fn, **kw):
   return RecordToDocument(vocab=vocab, tokenizer=tokenizer, codes_fn=codes_fn, seed=0,
-                          seq_len=64, image_size=16, **kw)
+                          **({"seq_len": 64, "image_size": 16} | kw))
 
 
 def test_caption_dropout_rate(vocab, tokenizer, codes_fn):
@@ -108,3 +111,22 @@ def test_parse_inverts_the_layouts(vocab):
       ("image", flat.tolist()), ("text", [5, 6, 7])]
   assert parsed(sequences.edit(vocab, [c, c + 1], [text])) == [
       ("image", flat.tolist()), ("text", [5, 6, 7]), ("image", (flat + 1).tolist())]
+
+
+def test_image_to_caption_documents_describe_the_whole_scene(vocab, tokenizer, codes_fn):
+  from unified_mm.data.shapes.captions import parse_caption
+  from unified_mm.data.sources.shapes_source import ShapesSource
+  from unified_mm.eval.caption_eval import caption_matches
+  source = ShapesSource(seed=3, resolution=16, max_objects=4)
+  f = _mapper(vocab, tokenizer, codes_fn, seq_len=256,
+              doc_ratios={"image_to_caption": 1.0}, loss_on_prompt=False)
+  partial = 0
+  for i in range(40):
+    record = source[i]
+    scene = Scene.from_dict(json.loads(record["meta"])["scene"])
+    assert caption_matches(record["description"], scene), record["description"]
+    partial += not caption_matches(record["caption"], scene)
+    (kind, text), = [p for p in sequences.parse(vocab, f(i, record)["tokens"]) if p[0] == "text"]
+    assert tokenizer.decode(text) == record["description"]
+    assert parse_caption(tokenizer.decode(text)).num_objects == len(scene.objects)
+  assert partial > 5  # the random-style captions often state less than the scene

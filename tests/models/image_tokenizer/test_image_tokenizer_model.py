@@ -96,3 +96,17 @@ def test_small_loop_learns_both_paths(images):
 def test_rejects_code_stage_finer_than_latent_stage():
   with pytest.raises(ValueError, match="latent_stage"):
     tiny_model(latent_stage=1, code_stage=0)
+
+
+def test_latent_noise_reaches_only_the_latent_decoder():
+  from unified_mm.tasks.tokenizer import reconstruction_loss
+  model = tiny_model()
+  images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  clean, noisy = model(images), model(images, 0.3, jax.random.key(1))
+  np.testing.assert_array_equal(clean["z"], noisy["z"])
+  np.testing.assert_array_equal(clean["code_recon"], noisy["code_recon"])
+  assert np.abs(clean["latent_recon"] - noisy["latent_recon"]).max() > 1e-4
+  weights = dict(l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4)
+  grads = nnx.grad(lambda m: reconstruction_loss(m, images, latent_noise=0.3,
+                                                 rng=jax.random.key(1), **weights)[0])(model)
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))

@@ -2,7 +2,10 @@
 
 Record `i` of seed `s` is a pure function of (s, i): the scene is
 `scene_for_index(s, i)`, the caption draws from `default_rng([s, i, 1])`, the
-edit chain from `default_rng([s, i, 2])`. Any worker can therefore produce any record, and a
+edit chain from `default_rng([s, i, 2])`, the description from `default_rng([s, i, 3])`.
+The caption is any true statement about the scene (GenEval-style prompts to
+draw from); the description is the full-scene caption, what image->caption
+documents teach the transformer to write. Any worker can therefore produce any record, and a
 resumed run regenerates exactly the records it would have read.
 """
 
@@ -25,7 +28,7 @@ ENDLESS = 2 ** 40
 
 
 class ShapesSource:
-  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "meta", "edits"}.
+  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "description", "meta", "edits"}.
 
   "edits" is a zero-argument callable (see `record_codec.edits_of`).
   """
@@ -50,6 +53,8 @@ class ShapesSource:
                             min_objects=self.min_objects, max_objects=self.max_objects)
     rng = np.random.default_rng([self.seed, index, 1])
     record = {"image": render(scene), "caption": captions.caption(scene, rng),
+              "description": captions.caption(scene, np.random.default_rng([self.seed, index, 3]),
+                                              style="full"),
               "meta": json.dumps({"scene": scene.to_dict(), "index": index})}
     if self.edit_turns:
       # Most documents are not edit documents: the chain is built only if used.

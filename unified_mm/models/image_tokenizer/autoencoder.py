@@ -105,15 +105,25 @@ class TokenizerAutoencoder(nnx.Module):
     codes = self.fsq.ids_to_codes(ids, self.dtype)
     return self.preview_decoder(codes).astype(jnp.float32)
 
-  def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
-    """Both paths at once, for training: z, codes, ids and both reconstructions."""
+  def __call__(self, images: jax.Array, latent_noise: float = 0.0,
+               rng: jax.Array | None = None) -> dict[str, jax.Array]:
+    """Both paths at once, for training: z, codes, ids and both reconstructions.
+
+    With `latent_noise` > 0, the latent decoder reads z plus Gaussian noise of
+    that fraction of z's per-channel std: a decoder that has only seen exact
+    encodings can turn the renderer's small sampling errors into wrong shapes.
+    """
     features = self.encoder(as_signed_unit(images, self.dtype))
     z = self._latent_head(features[self.latent_stage])
     codes, ids = self._code_head(features[self.code_stage])
+    z_in = z
+    if latent_noise:
+      scale = jax.lax.stop_gradient(z.std(axis=(0, 1, 2)))  # [Cz]
+      z_in = z + latent_noise * scale * jax.random.normal(rng, z.shape, z.dtype)
     return {
         "z": z.astype(jnp.float32),
         "codes": codes,
         "ids": ids,
-        "latent_recon": self.latent_decoder(z).astype(jnp.float32),
+        "latent_recon": self.latent_decoder(z_in).astype(jnp.float32),
         "code_recon": self.preview_decoder(codes.astype(self.dtype)).astype(jnp.float32),
     }
