@@ -16,12 +16,11 @@ def tokenizer_config():
 
       umm train --config experiments/shapes.py:tokenizer --workdir runs/shapes/tokenizer
 
-  Budget: 3,000 steps of 16 images (48k rendered scenes), 1.4M params; ~0.25 s
-  a step on 2 quiet cores (~13 minutes), 2-4x that when the machine is shared.
-  Measured on 500 held-out scenes of <= 4 objects: latent PSNR 34.3 dB, code
-  PSNR 30.2 dB, 94.9% of the 1000 codes used, analyzer round-trip 69% (latent)
-  / 58% (codes). A 2,000-step fine-tune with `loss.tip_weight=40` (docs/tokenizer.md)
-  brings the round-trip to 93% / 73%.
+  Budget: 3,000 steps of 16 images (48k rendered scenes), 1.4M params;
+  18 minutes measured with two or three other trainings on the 2 cores
+  (~10 quiet). Measured on 500 held-out scenes of <= 4 objects (docs/tokenizer.md):
+  latent PSNR 33.3 dB, code PSNR 29.6 dB, 95.7% of the 1000 codes used,
+  analyzer round-trip 95.0% (latent) / 74.2% (codes).
   """
   import ml_collections  # noqa: PLC0415
 
@@ -35,7 +34,7 @@ def tokenizer_config():
       decoder_res_blocks=1, norm_groups=8, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
-      tip_weight=0.0, latent_noise=0.0))
+      tip_weight=40.0, latent_noise=0.1, freeze_encoder=False))
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=6))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=500, max_objects=4, batch_size=100, analyze_scenes=500,

@@ -12,6 +12,8 @@ one-pixel tips; see `edge_weights`):
   + latent_reg_weight * mean(z^2)      (keeps the renderer's latent at a sane scale)
 where the latent reconstruction decodes z + latent_noise * std(z) * N(0, 1)
 (`loss.latent_noise`), so the decoder tolerates the renderer's sampling error.
+`loss.freeze_encoder` fine-tunes the decoders only (with `ckpt.init_from`), so
+the latents and visual tokens the other stages were trained on do not move.
 
 L1 sharpens edges (where coarse codes leave a pixel uncertain, its optimum is
 the likelier colour, not MSE's blend), MSE speeds up the early fit; measured
@@ -96,9 +98,10 @@ def edge_weights(target: jax.Array, edge_weight: float, tip_weight: float = 0.0,
 def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_weight: float,
                         mse_weight: float, code_weight: float, latent_reg_weight: float,
                         edge_weight: float = 0.0, tip_weight: float = 0.0,
-                        latent_noise: float = 0.0, rng: jax.Array | None = None
+                        latent_noise: float = 0.0, rng: jax.Array | None = None,
+                        freeze_encoder: bool = False
                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  out = model(images, latent_noise, rng)
+  out = model(images, latent_noise, rng, freeze_encoder)
   target = as_signed_unit(images)  # [B, H, W, 3]
   weight = edge_weights(target, edge_weight, tip_weight) if edge_weight or tip_weight else 1.0
   err_latent = saturated_error(out["latent_recon"], target)
@@ -128,6 +131,12 @@ class TokenizerTask:
         "l1_weight", "mse_weight", "code_weight", "latent_reg_weight", "edge_weight")}
     self.loss_weights["tip_weight"] = float(config.loss.get("tip_weight", 0.0))
     self.loss_weights["latent_noise"] = float(config.loss.get("latent_noise", 0.0))
+    self.loss_weights["freeze_encoder"] = bool(config.loss.get("freeze_encoder", False))
+    if self.loss_weights["freeze_encoder"] and float(config.optim.get("weight_decay", 0.0)):
+      from unified_mm.config.loading import ConfigError  # noqa: PLC0415
+      # Zero gradients leave Adam's update at exactly zero; weight decay would not.
+      raise ConfigError("loss.freeze_encoder=True needs optim.weight_decay=0 "
+                        f"(got {config.optim.weight_decay}): decay would move the frozen encoder")
     self.workdir: pathlib.Path | None = None
     self._evaluators = None
 

@@ -110,3 +110,15 @@ def test_latent_noise_reaches_only_the_latent_decoder():
   grads = nnx.grad(lambda m: reconstruction_loss(m, images, latent_noise=0.3,
                                                  rng=jax.random.key(1), **weights)[0])(model)
   assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+
+
+def test_freeze_encoder_trains_the_decoders_only():
+  from unified_mm.tasks.tokenizer import reconstruction_loss
+  model = tiny_model()
+  images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  weights = dict(l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=0.0)
+  grads = nnx.grad(lambda m: reconstruction_loss(m, images, freeze_encoder=True, **weights)[0])(model)
+  norms = {part: max(float(np.abs(g).max()) for g in jax.tree.leaves(getattr(grads, part)))
+           for part in ("encoder", "latent_proj", "code_proj", "latent_decoder", "preview_decoder")}
+  assert norms["encoder"] == norms["latent_proj"] == norms["code_proj"] == 0.0
+  assert norms["latent_decoder"] > 0 and norms["preview_decoder"] > 0

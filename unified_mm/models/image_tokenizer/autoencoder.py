@@ -106,16 +106,21 @@ class TokenizerAutoencoder(nnx.Module):
     return self.preview_decoder(codes).astype(jnp.float32)
 
   def __call__(self, images: jax.Array, latent_noise: float = 0.0,
-               rng: jax.Array | None = None) -> dict[str, jax.Array]:
+               rng: jax.Array | None = None, freeze_encoder: bool = False
+               ) -> dict[str, jax.Array]:
     """Both paths at once, for training: z, codes, ids and both reconstructions.
 
     With `latent_noise` > 0, the latent decoder reads z plus Gaussian noise of
     that fraction of z's per-channel std: a decoder that has only seen exact
     encodings can turn the renderer's small sampling errors into wrong shapes.
+    `freeze_encoder` stops gradients at z and the codes (decoder fine-tuning:
+    the other stages' latents and visual tokens stay exactly as they were).
     """
     features = self.encoder(as_signed_unit(images, self.dtype))
     z = self._latent_head(features[self.latent_stage])
     codes, ids = self._code_head(features[self.code_stage])
+    if freeze_encoder:
+      z, codes = jax.lax.stop_gradient(z), jax.lax.stop_gradient(codes)
     z_in = z
     if latent_noise:
       scale = jax.lax.stop_gradient(z.std(axis=(0, 1, 2)))  # [Cz]
