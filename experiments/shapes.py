@@ -102,17 +102,18 @@ def renderer_config():
       latent_size=16, latent_channels=8, patch_size=2, embed_dim=128, depth=4, num_heads=4,
       mlp_ratio=4.0, visual_codes=1000, visual_grid=8, text_source="own", text_vocab=512,
       text_len=32, ar_dim=0, context_depth=1, visual_add=True, visual_levels=(8, 5, 5, 5),
-      plan_channels=8, dtype="float32", param_dtype="float32"))
+      plan_channels=8, plan_residual=0.25, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
       chunk_choices=(1, 2, 4)))
   c.data = ml_collections.ConfigDict(dict(
       seed=1, resolution=64, min_objects=1, max_objects=6, image_tokenizer_dir="",
-      tokenizer_dir="", text_vocab_size=512, max_objects_text=4, ar_dir=""))
+      tokenizer_dir="", text_vocab_size=512, max_objects_text=4, ar_dir="",
+      description_prob=0.5))
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,
                                             shift=1.0))
   c.eval = ml_collections.ConfigDict(dict(seed=10_007, num_scenes=100, max_objects=4,
-                                          batch_size=100))
+                                          batch_size=100, description_prob=1.0))
   c.train.update(steps=1500, batch_size=32, log_every_steps=50, eval_every_steps=500)
   c.optim.update(lr=1e-3, warmup_steps=100, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99,
                  ema_decay=0.995)

@@ -1,8 +1,9 @@
 """The renderer evaluated from TRUE visual tokens on held-out shapes scenes.
 
 For each held-out scene (seed `eval.seed`, never trained on): the frozen
-tokenizer gives its visual tokens; the renderer turns them (plus the caption,
-when it reads text) into a latent, the tokenizer's decoder into pixels, and
+tokenizer gives its visual tokens; the renderer turns them (plus the scene's
+text, when it reads text: its full description with `description_prob` 1,
+the script's default, else a random-style caption) into a latent, the tokenizer's decoder into pixels, and
 the shapes analyzer reads the pixels back. The preview path decodes the same
 tokens directly (the DALL-E-1/VQGAN-style baseline). Metrics, per path
 (`preview_*` for the preview decoder):
@@ -67,7 +68,8 @@ class RendererEvaluator:
   def __init__(self, task, *, num_scenes: int, seed: int = 10_007, max_objects: int = 4,
                batch_size: int = 100, steps: int = 8, method: str = "euler",
                cfg_scale: float = 1.0, chunks: int = 1, shift: float = 1.0,
-               start: float = 1.0, grid_images: int = 8, out_dir: str | pathlib.Path | None = None):
+               start: float = 1.0, grid_images: int = 8, out_dir: str | pathlib.Path | None = None,
+               description_prob: float = 0.0):
     from unified_mm.tasks.renderer import scene_batch  # noqa: PLC0415
     self.task = task
     self.sample = dict(steps=steps, method=method, cfg_scale=float(cfg_scale), chunks=chunks,
@@ -77,7 +79,8 @@ class RendererEvaluator:
     self.scenes, self.images, self.batch = scene_batch(
         task.frontend, task.tokenizer, seed=seed, indices=range(num_scenes),
         resolution=int(task.config.data.resolution), min_objects=1, max_objects=max_objects,
-        text_len=int(task.config.model.text_len), ar_text=task.ar_text, plan=task.uses_plan)
+        text_len=int(task.config.model.text_len), ar_text=task.ar_text, plan=task.uses_plan,
+        description_prob=description_prob)
     self.preview = np.concatenate([task.frontend.decode_codes(self.batch["codes"][i:i + batch_size])
                                    for i in range(0, num_scenes, batch_size)])
     self.preview_metrics = {"preview_roundtrip": roundtrip(self.preview, self.scenes),
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--method", default=None, choices=("euler", "heun"))
   parser.add_argument("--cfg", type=float, default=None)
   parser.add_argument("--chunks", type=int, default=None)
+  parser.add_argument("--text", choices=("caption", "description"), default="description",
+                      help="the text beside the tokens: a random-style caption, or the full description")
   parser.add_argument("--start", type=float, default=None,
                       help="ODE start time; < 1 refines the noised plan latent")
   parser.add_argument("--out-dir", default="",
@@ -159,12 +164,14 @@ def main(argv: list[str] | None = None) -> int:
   t0 = time.perf_counter()
   evaluator = RendererEvaluator(RendererTask(config), num_scenes=args.num_scenes, seed=args.seed,
                                 max_objects=args.max_objects, batch_size=args.batch_size,
-                                out_dir=args.out_dir or None, **sample)
+                                out_dir=args.out_dir or None,
+                                description_prob=float(args.text == "description"), **sample)
   t1 = time.perf_counter()
   metrics = dict(evaluator.run(model))
   metrics.update(ceiling(evaluator))
   t2 = time.perf_counter()
-  out = {"workdir": args.workdir, "num_scenes": args.num_scenes, **sample, **metrics,
+  out = {"workdir": args.workdir, "num_scenes": args.num_scenes, "text": args.text, **sample,
+         **metrics,
          "setup_s": round(t1 - t0, 1), "render_s": round(t2 - t1, 1)}
   print(json.dumps(out, indent=1))
   return 0

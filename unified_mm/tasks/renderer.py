@@ -6,7 +6,8 @@ the parameter-free stand-in, for tests) into
 
     latent     [B, Hh, Ww, Cz] float32  normalised continuous latent (the target x0)
     codes      [B, h, w] int32          its visual tokens (the plan)
-    text_ids   [B, L] int32             a caption of the scene, SentencePiece ids
+    text_ids   [B, L] int32             a caption of the scene, SentencePiece ids (its
+                                        full description with data.description_prob)
     text_mask  [B, L] bool              True on real text positions
     plan       [B, Hh, Ww, Cz] float32  (model.plan_channels) the normalised latent of
                                         the tokenizer's preview decode of `codes`
@@ -60,13 +61,21 @@ def encode_text(tokenizer, texts: list[str], length: int) -> tuple[np.ndarray, n
   return ids, mask
 
 
+def scene_text(scene, seed: int, index: int, description_prob: float) -> str:
+  """The scene's full description with probability `description_prob`, else a
+  caption of a random style (often partial: "a red circle" of a busier scene)."""
+  rng = np.random.default_rng([seed, index, 1])
+  full = description_prob > 0 and rng.random() < description_prob
+  return caption(scene, rng, style="full" if full else None)
+
+
 def scene_batch(frontend, tokenizer, *, seed: int, indices, resolution: int, min_objects: int,
-                max_objects: int, text_len: int, ar_text=None, plan: bool = False
-                ) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+                max_objects: int, text_len: int, ar_text=None, plan: bool = False,
+                description_prob: float = 0.0) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
   """(scenes, images, batch) for scene `indices` of `seed`."""
   scenes, images = render_scenes(seed, indices, resolution, min_objects, max_objects)
   z, codes = frontend.encode(images)
-  texts = [caption(s, np.random.default_rng([seed, int(i), 1])) for s, i in zip(scenes, indices)]
+  texts = [scene_text(s, seed, int(i), description_prob) for s, i in zip(scenes, indices)]
   ids, mask = encode_text(tokenizer, texts, text_len)
   batch = {"latent": z, "codes": codes, "text_ids": ids, "text_mask": mask}
   if ar_text is not None:
@@ -92,7 +101,8 @@ class RendererData(StepIndexedIterator):
         self.task.frontend, self.task.tokenizer, seed=self.seed, indices=rows,
         resolution=self.resolution, min_objects=self.min_objects, max_objects=self.max_objects,
         text_len=int(self.task.config.model.text_len), ar_text=self.task.ar_text,
-        plan=self.task.uses_plan)
+        plan=self.task.uses_plan,
+        description_prob=float(self.task.config.data.get("description_prob", 0.0)))
     return batch
 
 
@@ -172,7 +182,8 @@ class RendererTask:
   def loss(self, model: Renderer, batch, rng: jax.Array):
     c = self.config.loss
     return flow.training_loss(
-        model, batch["latent"], rng, context_inputs=self.context_inputs(batch),
+        model, model.diffusion_target(batch["latent"], batch.get("plan")), rng,
+        context_inputs=self.context_inputs(batch),
         drop_prob=float(c.drop_prob), time_distribution=c.time_distribution,
         time_mean=float(c.time_mean), time_std=float(c.time_std),
         chunk_choices=tuple(int(k) for k in c.chunk_choices))
@@ -196,7 +207,8 @@ class RendererTask:
       from unified_mm.eval.renderer_eval import RendererEvaluator  # noqa: PLC0415
       e = self.config.eval
       self._evaluators = [] if not int(e.num_scenes) else [RendererEvaluator(
-          self, num_scenes=int(e.num_scenes), out_dir=self.workdir, **self.config.sample)]
+          self, num_scenes=int(e.num_scenes), out_dir=self.workdir,
+          description_prob=float(e.get("description_prob", 0.0)), **self.config.sample)]
     return self._evaluators
 
   def tokens_in(self, batch) -> int:

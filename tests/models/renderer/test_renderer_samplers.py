@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from renderer_factories import context_inputs, tiny_renderer
-from unified_mm.models.renderer import chunked, flow, samplers
+from unified_mm.models.renderer import Renderer, chunked, flow, samplers
 
 MU, SIGMA = 2.0, 0.5
 render = nnx.jit(chunked.render, static_argnames=("chunks", "steps", "method"))
@@ -151,3 +151,21 @@ def test_training_states_cover_every_stripe_layout():
 def test_token_times_follow_states():
   state = jnp.array([[0, 1, 2]])
   np.testing.assert_allclose(flow.token_times(state, jnp.array([0.3])), [[0.0, 0.3, 1.0]])
+
+
+def test_residual_renderer_renders_around_the_plan():
+  from unified_mm.models.renderer.rendering import render_latents
+  model = tiny_renderer()
+  residual = nnx.clone(model)
+  residual.plan_residual = 0.25
+  inputs = context_inputs()
+  plain = render_latents(model, jax.random.key(5), steps=2, method="heun", **inputs)
+  around = render_latents(residual, jax.random.key(5), steps=2, method="heun", **inputs)
+  np.testing.assert_allclose(around, inputs["plan"] + 0.25 * plain, atol=1e-5)
+  latent = jax.random.normal(jax.random.key(6), inputs["plan"].shape)
+  np.testing.assert_allclose(
+      residual.latent_from(residual.diffusion_target(latent, inputs["plan"]), inputs["plan"]),
+      latent, atol=1e-6)
+  with pytest.raises(ValueError, match="plan_residual"):
+    Renderer(latent_size=8, latent_channels=3, visual_codes=50, visual_grid=4, text_source="none",
+             plan_residual=0.25, rngs=nnx.Rngs(0))

@@ -6,6 +6,14 @@
 
 The context is encoded once per image and reused at every sampling step.
 
+With `plan_residual` = s > 0 the flow runs on the *residual* from the plan
+latent, x0 = (z - plan) / s, and rendering returns plan + s * x0
+(`diffusion_target` / `latent_from`): a renderer that has learned nothing
+reproduces the plan, the preview decoder's reading of the tokens, and its
+errors are shrunk by s (the residual's std, ~0.25 of the latent's on the shapes
+world) before the latent decoder sees them. Super-resolution diffusion models
+condition on an upsampled image the same way.
+
 Besides cross-attention, the visual tokens reach the latent tokens directly
 when `visual_add` is set: each latent token gets (a zero-initialised
 projection of) the encoded visual token covering the same pixels, added to its
@@ -34,9 +42,13 @@ class Renderer(nnx.Module):
                text_source: str = "own", text_vocab: int = 0, text_len: int = 32,
                ar_dim: int = 0, context_depth: int = 1, visual_add: bool = True,
                visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
-               dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs):
+               plan_residual: float = 0.0, dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
+    if plan_residual and not (plan_channels and visual_codes):
+      raise ValueError(f"plan_residual={plan_residual} needs the plan latent "
+                       "(plan_channels > 0 and visual_codes > 0)")
+    self.plan_residual = float(plan_residual)
     self.latent_size = latent_size
     self.latent_channels = latent_channels
     self.visual_grid = visual_grid
@@ -57,6 +69,18 @@ class Renderer(nnx.Module):
           embed_dim, embed_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
           kernel_init=layers.partitioned(nnx.initializers.zeros, "embed", "mlp"),
           bias_init=layers.partitioned(nnx.initializers.zeros, "mlp"))
+
+  def diffusion_target(self, latent: jax.Array, plan: jax.Array | None) -> jax.Array:
+    """The x0 the flow is trained on: the latent, or its scaled residual from the plan."""
+    if not self.plan_residual:
+      return latent
+    return (latent - plan) / self.plan_residual
+
+  def latent_from(self, x0: jax.Array, plan: jax.Array | None) -> jax.Array:
+    """Inverse of `diffusion_target`: a rendered x0 back to the (normalised) latent."""
+    if not self.plan_residual:
+      return x0
+    return plan + self.plan_residual * x0
 
   @property
   def token_grid(self) -> int:

@@ -10,7 +10,8 @@ tokenizer's channel statistics before decoding (tasks/renderer.py).
 t = start from (1 - start) plan + start noise instead of pure noise: the
 renderer then refines the plan's coarse latent (SDEdit-style) rather than
 drawing the whole image. FUTURE stripes are never attended, so this composes
-with chunked rendering.
+with chunked rendering. A residual renderer (`plan_residual`) gets its plan
+back in `latent_from`: there the plan is x0 = 0.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ def render_latents(model, rng: jax.Array, *, steps: int = 8, chunks: int = 1,
     uncond_context, uncond_mask = model.encode_context(keep=jnp.zeros((b,), bool), **context_inputs)
   shape = (b, model.latent_size, model.latent_size, model.latent_channels)
   x = jax.random.normal(rng, shape, jnp.float32)
+  plan = context_inputs.get("plan")
   if start < 1.0:
-    if context_inputs.get("plan") is None:
+    if plan is None:
       raise ValueError(f"start={start} refines the plan latent: pass plan=...")
-    x = (1.0 - start) * context_inputs["plan"] + start * x
-  return chunked.render(model, x, context, mask, chunks=chunks, steps=steps, method=method,
-                        cfg_scale=cfg_scale, uncond_context=uncond_context,
-                        uncond_mask=uncond_mask, shift=shift, start=start)
+    x = (1.0 - start) * model.diffusion_target(plan, plan) + start * x
+  x = chunked.render(model, x, context, mask, chunks=chunks, steps=steps, method=method,
+                     cfg_scale=cfg_scale, uncond_context=uncond_context,
+                     uncond_mask=uncond_mask, shift=shift, start=start)
+  return model.latent_from(x, plan)
