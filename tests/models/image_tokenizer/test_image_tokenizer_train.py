@@ -103,3 +103,10 @@ def test_trained_workdir_loads_for_other_stages(single_device_run):
   assert ids.shape == (3, 8, 8) and ids.dtype == np.int32
   np.testing.assert_array_equal(ids, np.asarray(nnx.jit(type(model).encode_codes)(model, images)))
   assert codes.to_image(ids).shape == (3, 32, 32, 3)
+  # The renderer's plan latent is the latent of the preview *image* (uint8),
+  # not of the preview decoder's raw, overshooting output.
+  from unified_mm.models.renderer.latents import TrainedFrontend
+  frontend = TrainedFrontend(workdir)
+  preview = frontend.decode_codes(ids)
+  assert preview.dtype == np.uint8
+  np.testing.assert_allclose(frontend.plan_latent(ids), frontend.encode(preview)[0], atol=1e-5)

@@ -45,8 +45,11 @@ class TrainedFrontend:
         (m.encode_latent(im) - mean) / std, m.encode_codes(im)))
     self._decode_latent = nnx.jit(lambda m, z, mean, std: _to_uint8(m.decode_latent(z * std + mean)))
     self._decode_codes = nnx.jit(lambda m, ids: _to_uint8(m.decode_codes(ids)))
+    # The plan is the latent of the preview *image*: rounded and clipped like
+    # any image, since the preview decoder overshoots saturated colours freely
+    # and the encoder has never seen values outside [0, 255].
     self._plan = nnx.jit(lambda m, ids, mean, std: (
-        m.encode_latent(m.decode_codes(ids)) - mean) / std)
+        m.encode_latent(_to_uint8(m.decode_codes(ids))) - mean) / std)
 
   def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z, ids = self._encode(self.model, jnp.asarray(images), self.mean, self.std)
