@@ -17,6 +17,7 @@ def test_only_whole_scene_captions_match():
   assert caption_matches(both, scene)
   assert caption_matches(caption(scene, np.random.default_rng(0), style="full"), scene)
   assert not caption_matches(f"a {a.colour} {a.kind}", scene)  # true but partial
+  assert not caption_matches(f"a {a.colour} {a.kind} and a {a.colour} {a.kind}", scene)
   assert not caption_matches(f"a {a.kind} and a {b.kind}", scene)  # no colours
   other = "red" if a.colour != "red" else "blue"
   assert not caption_matches(f"a {other} {a.kind} and a {b.colour} {b.kind}", scene)

@@ -1,10 +1,10 @@
 """Image -> caption accuracy of the unified transformer on held-out shapes scenes.
 
 A caption *matches* its scene when the caption parser reads it back to a spec
-that names a colour for every item, that the true scene satisfies (the
-scorer's verdict), and that accounts for every object in the scene: i.e. the
-caption states the scene's exact (kind, colour) multiset. A true but partial
-caption ("a red circle" for a red circle and a blue star) does not match.
+that names a colour for every item, whose (kind, colour) multiset is the
+scene's, and that the true scene satisfies (the scorer's verdict: sizes and
+relations, when stated). A true but partial caption ("a red circle" for a red
+circle and a blue star) does not match, nor does "a blue star and a blue star".
 
     evaluator = CaptionMatch(task, num_scenes=50)    # yields eval/caption/match
     caption_accuracy(ar_stage, codes_fn, scenes)     # the same on a loaded run root
@@ -12,6 +12,7 @@ caption ("a red circle" for a red circle and a blue star) does not match.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Sequence
 
 import jax
@@ -20,7 +21,7 @@ import numpy as np
 from unified_mm.data.shapes.captions import parse_caption
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import Scene, scene_for_index
-from unified_mm.data.shapes.scorer import score
+from unified_mm.data.shapes.scorer import multiset, score
 
 
 def caption_matches(text: str, scene: Scene) -> bool:
@@ -28,8 +29,13 @@ def caption_matches(text: str, scene: Scene) -> bool:
     spec = parse_caption(text)
   except ValueError:
     return False
-  return (all(item.colour for item in spec.items) and score(spec, scene)["correct"]
-          and spec.num_objects == len(scene.objects))
+  stated = collections.Counter()
+  for item in spec.items:
+    stated[(item.kind, item.colour)] += item.count
+  # The multiset pins kinds, colours and counts ("a blue star and a blue star"
+  # is not a blue star and a green triangle); the scorer checks sizes and relations.
+  return (all(item.colour for item in spec.items) and stated == multiset(scene)
+          and score(spec, scene)["correct"])
 
 
 def held_out_scenes(seed: int, num_scenes: int, max_objects: int = 2) -> list[Scene]:
