@@ -7,7 +7,7 @@ relations, when stated). A true but partial caption ("a red circle" for a red
 circle and a blue star) does not match, nor does "a blue star and a blue star".
 
     evaluator = CaptionMatch(task, num_scenes=50)    # yields eval/caption/match
-    caption_accuracy(ar_stage, codes_fn, scenes)     # the same on a loaded run root
+    caption_accuracy(ar_stage, scene_codes(codes_fn, scenes), scenes)  # on a loaded run root
 """
 
 from __future__ import annotations
@@ -44,15 +44,18 @@ def held_out_scenes(seed: int, num_scenes: int, max_objects: int = 2) -> list[Sc
           for i in range(num_scenes)]
 
 
-def caption_accuracy(ar_stage, codes_fn, scenes: Sequence[Scene], *, batch_size: int = 50
-                     ) -> tuple[float, list[str]]:
-  """(share of matching captions, the captions) for `scenes` rendered and encoded."""
+def scene_codes(codes_fn, scenes: Sequence[Scene]) -> np.ndarray:
+  """[N, h, w] visual tokens of the rendered scenes (`codes_fn`: uint8 images -> ids)."""
+  return np.asarray(codes_fn(np.stack([render(s) for s in scenes])))
+
+
+def caption_accuracy(ar_stage, codes: np.ndarray, scenes: Sequence[Scene], *,
+                     batch_size: int = 50) -> tuple[float, list[str]]:
+  """(share of matching captions, the captions) for `scenes` given as their codes."""
   from unified_mm.generate.pipeline import caption_codes  # noqa: PLC0415
   texts: list[str] = []
   for start in range(0, len(scenes), batch_size):
-    chunk = scenes[start:start + batch_size]
-    codes = np.asarray(codes_fn(np.stack([render(s) for s in chunk])))
-    texts += caption_codes(ar_stage, codes, jax.random.key(0))
+    texts += caption_codes(ar_stage, codes[start:start + batch_size], jax.random.key(0))
   hits = [caption_matches(t, s) for t, s in zip(texts, scenes)]
   return float(np.mean(hits)), texts
 
@@ -65,10 +68,11 @@ class CaptionMatch:
   def __init__(self, task, *, num_scenes: int, seed: int):
     self.task = task
     self.scenes = held_out_scenes(seed, num_scenes)
+    self.codes = scene_codes(task.codes_fn, self.scenes)  # the tokenizer is frozen: once
 
   def run(self, model) -> Iterator[tuple[str, float]]:
     from unified_mm.generate.stages import ArStage  # noqa: PLC0415
     t = self.task
     stage = ArStage(model, t.config, t.vocab, t.tokenizer)
-    accuracy, _ = caption_accuracy(stage, t.codes_fn, self.scenes)
+    accuracy, _ = caption_accuracy(stage, self.codes, self.scenes)
     yield "match", accuracy

@@ -77,9 +77,7 @@ class RendererEvaluator:
     self.batch_size, self.seed, self.grid_images = batch_size, seed, grid_images
     self.out_dir = pathlib.Path(out_dir) if out_dir is not None else None
     self.scenes, self.images, self.batch = scene_batch(
-        task.frontend, task.tokenizer, seed=seed, indices=range(num_scenes),
-        resolution=int(task.config.data.resolution), min_objects=1, max_objects=max_objects,
-        text_len=int(task.config.model.text_len), ar_text=task.ar_text, plan=task.uses_plan,
+        task, seed=seed, indices=range(num_scenes), min_objects=1, max_objects=max_objects,
         description_prob=description_prob)
     self.preview = np.concatenate([task.frontend.decode_codes(self.batch["codes"][i:i + batch_size])
                                    for i in range(0, num_scenes, batch_size)])

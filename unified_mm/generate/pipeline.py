@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from unified_mm.generate.stages import ArStage, Stages
@@ -94,15 +93,8 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
                  start: float | None = None) -> np.ndarray:
   """uint8 [B, H, W, 3]: the renderer's latent for the codes, through the latent decoder."""
   from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
-  from unified_mm.tasks.renderer import encode_text  # noqa: PLC0415
   task = stages.renderer_task
-  ids, mask = encode_text(task.tokenizer, prompts, int(task.config.model.text_len))
-  rows = {"codes": jnp.asarray(codes, jnp.int32), "text_ids": ids, "text_mask": mask}
-  if task.config.model.text_source == "ar":
-    rows["text_states"], rows["text_mask"] = task.ar_text(prompts)
-  if task.uses_plan:
-    rows["plan"] = stages.frontend.plan_latent(codes)
-  inputs = task.context_inputs(rows)
+  inputs = task.context_inputs(task.conditioning(np.asarray(codes, np.int32), prompts))
   z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
                      method=method, shift=float(task.config.sample.shift),
                      start=float(task.config.sample.get("start", 1.0) if start is None else start),

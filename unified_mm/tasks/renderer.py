@@ -69,20 +69,14 @@ def scene_text(scene, seed: int, index: int, description_prob: float) -> str:
   return caption(scene, rng, style="full" if full else None)
 
 
-def scene_batch(frontend, tokenizer, *, seed: int, indices, resolution: int, min_objects: int,
-                max_objects: int, text_len: int, ar_text=None, plan: bool = False,
+def scene_batch(task: RendererTask, *, seed: int, indices, min_objects: int, max_objects: int,
                 description_prob: float = 0.0) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
-  """(scenes, images, batch) for scene `indices` of `seed`."""
-  scenes, images = render_scenes(seed, indices, resolution, min_objects, max_objects)
-  z, codes = frontend.encode(images)
+  """(scenes, images, batch) for scene `indices` of `seed`: the latent and `task.conditioning`."""
+  scenes, images = render_scenes(seed, indices, int(task.config.data.resolution), min_objects,
+                                 max_objects)
+  z, codes = task.frontend.encode(images)
   texts = [scene_text(s, seed, int(i), description_prob) for s, i in zip(scenes, indices)]
-  ids, mask = encode_text(tokenizer, texts, text_len)
-  batch = {"latent": z, "codes": codes, "text_ids": ids, "text_mask": mask}
-  if ar_text is not None:
-    batch["text_states"], batch["text_mask"] = ar_text(texts)
-  if plan:
-    batch["plan"] = frontend.plan_latent(codes)
-  return scenes, images, batch
+  return scenes, images, {"latent": z, **task.conditioning(codes, texts)}
 
 
 class RendererData(StepIndexedIterator):
@@ -93,15 +87,13 @@ class RendererData(StepIndexedIterator):
     super().__init__(process_index, process_count, local_batch_size)
     self.task = task
     d = task.config.data
-    self.seed, self.resolution = int(d.seed), int(d.resolution)
+    self.seed = int(d.seed)
     self.min_objects, self.max_objects = int(d.min_objects), int(d.max_objects)
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
     _, _, batch = scene_batch(
-        self.task.frontend, self.task.tokenizer, seed=self.seed, indices=rows,
-        resolution=self.resolution, min_objects=self.min_objects, max_objects=self.max_objects,
-        text_len=int(self.task.config.model.text_len), ar_text=self.task.ar_text,
-        plan=self.task.uses_plan,
+        self.task, seed=self.seed, indices=rows, min_objects=self.min_objects,
+        max_objects=self.max_objects,
         description_prob=float(self.task.config.data.get("description_prob", 0.0)))
     return batch
 
@@ -163,6 +155,17 @@ class RendererTask:
   @property
   def uses_plan(self) -> bool:
     return bool(self.config.model.visual_codes and self.config.model.get("plan_channels", 0))
+
+  def conditioning(self, codes: np.ndarray, texts: list[str]) -> dict[str, np.ndarray]:
+    """What the renderer reads besides the latent, for visual tokens [B, h, w] and
+    their texts: codes, text ids + mask (or the AR's text states), the plan latent."""
+    ids, mask = encode_text(self.tokenizer, texts, int(self.config.model.text_len))
+    rows = {"codes": codes, "text_ids": ids, "text_mask": mask}
+    if self.ar_text is not None:
+      rows["text_states"], rows["text_mask"] = self.ar_text(texts)
+    if self.uses_plan:
+      rows["plan"] = self.frontend.plan_latent(codes)
+    return rows
 
   def build_model(self, rngs: nnx.Rngs) -> Renderer:
     return Renderer(**self.config.model, rngs=rngs)

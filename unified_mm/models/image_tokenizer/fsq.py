@@ -60,10 +60,13 @@ class FSQ:
     digits = jnp.round(codes * self._half_width + self._half_width).astype(jnp.int32)
     return (digits * self._basis).sum(-1).astype(jnp.int32)
 
+  def digits(self, ids: jax.Array) -> jax.Array:
+    """[...] int ids -> [..., d] int32 level indices, channel 0 least significant."""
+    return (jnp.asarray(ids, jnp.int32)[..., None] // self._basis) % self._levels
+
   def ids_to_codes(self, ids: jax.Array, dtype=jnp.float32) -> jax.Array:
     """[...] int ids -> [..., d] normalised codes."""
-    digits = (jnp.asarray(ids, jnp.int32)[..., None] // self._basis) % self._levels
-    return ((digits - self._half_width) / self._half_width).astype(dtype)
+    return ((self.digits(ids) - self._half_width) / self._half_width).astype(dtype)
 
   def __call__(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(codes [..., d], ids [...]) for unbounded z [..., d]."""

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from unified_mm.models.image_tokenizer.fsq import FSQ
 from unified_mm.models.renderer import layers, positions
 from unified_mm.parallel.sharding import constrain
 
@@ -105,10 +106,9 @@ class ContextEncoder(nnx.Module):
     self.norm = layers.layer_norm(embed_dim, affine=True, **kw)
 
   def _digits(self, ids: jax.Array) -> jax.Array:
-    """[B, S] FSQ ids -> [B, S, d] digits in [-1, 1] (the tokenizer's little-endian order)."""
+    """[B, S] FSQ ids -> [B, S, d] the tokenizer's digits, each scaled to [-1, 1]."""
     levels = jnp.asarray(self.visual_levels, jnp.int32)
-    basis = jnp.cumprod(jnp.concatenate([jnp.ones((1,), jnp.int32), levels[:-1]]))
-    digits = (ids[..., None] // basis) % levels
+    digits = FSQ(self.visual_levels).digits(ids)
     return (2.0 * digits / (levels - 1) - 1.0).astype(jnp.float32)
 
   def _text(self, text_ids, text_mask, text_states) -> tuple[jax.Array, jax.Array]:
