@@ -11,9 +11,11 @@ from unified_mm.models.renderer import Renderer
 
 
 @functools.cache
-def tiny_renderer():
+def tiny_renderer(visual_grid=4):
+  """visual_grid 4: one visual token per latent token (4x4 tokens of 2x2 latent patches);
+  8: a finer grid, 2x2 visual tokens per latent token."""
   kw = dict(latent_size=8, latent_channels=3, patch_size=2, embed_dim=32, depth=2, num_heads=2,
-            visual_codes=50, visual_grid=4, text_source="own", text_vocab=40, text_len=6,
+            visual_codes=50, visual_grid=visual_grid, text_source="own", text_vocab=40, text_len=6,
             visual_levels=(5, 10), plan_channels=3)
   with nnx.use_eager_sharding(False):
     model = Renderer(**kw, rngs=nnx.Rngs(0))
@@ -31,9 +33,9 @@ def _perturb(params, key):
       treedef, [p + 0.2 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
 
 
-def context_inputs(b=3):
+def context_inputs(b=3, visual_grid=4):
   rng = np.random.default_rng(0)
-  return dict(codes=jnp.asarray(rng.integers(0, 50, (b, 4, 4))),
+  return dict(codes=jnp.asarray(rng.integers(0, 50, (b, visual_grid, visual_grid))),
               text_ids=jnp.asarray(rng.integers(0, 40, (b, 6))),
               text_mask=jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]])[:b]),
               plan=jnp.asarray(rng.normal(size=(b, 8, 8, 3)), jnp.float32))

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from renderer_factories import context_inputs, tiny_renderer
@@ -32,15 +33,18 @@ def test_dropped_context_removes_every_path_from_the_conditioning():
   np.testing.assert_allclose(v["a", False], v["b", False], atol=1e-5)
 
 
-def test_visual_tokens_reach_their_own_location_first():
+@pytest.mark.parametrize("visual_grid, cell", [(4, (1, 2)), (8, (3, 4))])
+def test_visual_tokens_reach_their_own_location_first(visual_grid, cell):
   """Changing one visual token moves the co-located latent patch the most."""
-  model = tiny_renderer()
-  a = context_inputs()
+  model = tiny_renderer(visual_grid)
+  assert model.visual_add
+  a = context_inputs(visual_grid=visual_grid)
   b = {k: v for k, v in a.items()}
-  b["codes"] = a["codes"].at[:, 1, 2].set((a["codes"][:, 1, 2] + 5) % 50)
+  b["codes"] = a["codes"].at[:, cell[0], cell[1]].set((a["codes"][:, cell[0], cell[1]] + 5) % 50)
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 3))
   v = _velocities(model, a, b, x, jnp.full((3,), 0.5))
   diff = jnp.abs(v["a", True] - v["b", True]).sum(axis=(0, 3))  # [8, 8] latent positions
-  # Visual grid 4x4 over a 4x4 token grid of 2x2 patches: token (1, 2) is latent rows 2-3, cols 4-5.
+  # A 4x4 token grid of 2x2 latent patches: visual token (1, 2) of a 4x4 grid, or (3, 4) of
+  # an 8x8 grid, lies in token (1, 2), latent rows 2-3, cols 4-5.
   patch = diff.reshape(4, 2, 4, 2).sum(axis=(1, 3))
   assert int(jnp.argmax(patch)) == 1 * 4 + 2

@@ -3,7 +3,7 @@
     model, stats = load_tokenizer("runs/shapes/tokenizer")
     z = model.encode_latent(images)                      # [B, 16, 16, Cz]
     z_normalised = (z - stats.mean) / stats.std          # what the renderer diffuses
-    ids = model.encode_codes(images)                     # [B, 8, 8] int32
+    ids = model.encode_codes(images)                     # [B, h, w] int32 (16 x 16 in the shapes preset)
 
 The model is rebuilt from the config saved in the checkpoint, so a caller needs
 nothing but the directory. `latent_stats.json` is written by the tokenizer

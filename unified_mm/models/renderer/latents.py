@@ -2,7 +2,7 @@
 latents, images -> visual-token ids, ids -> preview images.
 
     frontend = load_frontend("runs/shapes/tokenizer")   # or "" for the stand-in
-    z, ids = frontend.encode(images_uint8)               # [B, 16, 16, Cz], [B, 8, 8]
+    z, ids = frontend.encode(images_uint8)               # [B, 16, 16, Cz], [B, h, w] (16 x 16 in the shapes preset)
     images = frontend.decode_latent(z)                   # uint8 [B, 64, 64, 3]
 
 `z` is normalised with the tokenizer's recorded per-channel mean/std, so the

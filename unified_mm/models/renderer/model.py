@@ -17,7 +17,7 @@ condition on an upsampled image the same way.
 Besides cross-attention, the visual tokens reach the latent tokens directly
 when `visual_add` is set: each latent token gets (a zero-initialised
 projection of) the encoded visual token covering the same pixels, added to its
-input. Visual tokens are a spatial plan, so this local path is what makes the
+input (the k x k tokens it covers, concatenated, when the visual grid is finer). Visual tokens are a spatial plan, so this local path is what makes the
 renderer learn in a CPU-sized budget; cross-attention still carries the
 non-local context (neighbours, text). It is read from the same masked context
 as cross-attention, so dropping the context for CFG drops it too.
@@ -63,10 +63,13 @@ class Renderer(nnx.Module):
                    num_heads=num_heads, mlp_ratio=mlp_ratio, dtype=dtype,
                    param_dtype=param_dtype, rngs=rngs)
     grid = latent_size // patch_size
-    self.visual_add = bool(visual_add and visual_codes and grid % visual_grid == 0)
+    self.visual_add = bool(visual_add and visual_codes
+                           and (grid % visual_grid == 0 or visual_grid % grid == 0))
     if self.visual_add:
+      # A visual grid finer than the latent tokens folds its k x k tokens per latent token.
+      fold = max(visual_grid // grid, 1) ** 2
       self.visual_proj = nnx.Linear(
-          embed_dim, embed_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+          fold * embed_dim, embed_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
           kernel_init=layers.partitioned(nnx.initializers.zeros, "embed", "mlp"),
           bias_init=layers.partitioned(nnx.initializers.zeros, "mlp"))
 
@@ -101,9 +104,14 @@ class Renderer(nnx.Module):
       return None
     g, v = self.token_grid, self.visual_grid
     visual = context[:, 1:1 + v * v] * context_mask[:, 1:1 + v * v, None]  # [B, Hv*Wv, D]
-    visual = visual.reshape(-1, v, v, visual.shape[-1])
-    visual = jnp.repeat(jnp.repeat(visual, g // v, axis=1), g // v, axis=2)  # [B, G, G, D]
-    return self.visual_proj(visual.reshape(visual.shape[0], g * g, -1))
+    b, d = visual.shape[0], visual.shape[-1]
+    if v >= g:  # k x k visual tokens per latent token, concatenated
+      k = v // g
+      visual = visual.reshape(b, g, k, g, k, d).transpose(0, 1, 3, 2, 4, 5)  # [B, G, G, k, k, D]
+    else:  # each visual token covers (G / V)^2 latent tokens
+      visual = visual.reshape(b, v, v, d)
+      visual = jnp.repeat(jnp.repeat(visual, g // v, axis=1), g // v, axis=2)  # [B, G, G, D]
+    return self.visual_proj(visual.reshape(b, g * g, -1))
 
   def velocity(self, x: jax.Array, t: jax.Array, context: jax.Array, context_mask: jax.Array,
                token_state: jax.Array | None = None) -> jax.Array:
