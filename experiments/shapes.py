@@ -107,9 +107,10 @@ def renderer_config():
       latent_size=16, latent_channels=8, patch_size=2, embed_dim=128, depth=4, num_heads=4,
       mlp_ratio=4.0, visual_codes=1000, visual_grid=16, text_source="own", text_vocab=512,
       text_len=32, ar_dim=0, context_depth=1, visual_add=True, visual_levels=(8, 5, 5, 5),
-      plan_channels=8, plan_residual=0.25, dtype="float32", param_dtype="float32"))
+      plan_channels=8, plan_residual=0.25, plan_refiner_width=0, plan_refiner_depth=2,
+      dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
-      drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
+      plan_weight=1.0, drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
       chunk_choices=(1, 2, 4)))
   c.data = ml_collections.ConfigDict(dict(
       seed=1, resolution=64, min_objects=1, max_objects=6, image_tokenizer_dir="",

@@ -30,8 +30,8 @@ def run_root(tmp_path_factory):
   root = tmp_path_factory.mktemp("root")
   one = jax.devices()[:1]
   tok = _common(load_config(SHAPES + ":tokenizer"))
-  tok.model.update(channels=(8, 16, 16), latent_decoder_channels=(16, 8),
-                   preview_decoder_channels=(16, 16, 8), norm_groups=4)
+  tok.model.update(channels=(8, 16), latent_decoder_channels=(16, 8),
+                   preview_decoder_channels=(16, 8), norm_groups=4)
   tok.eval.num_scenes = 0
   train_and_evaluate(tok, root / "tokenizer", devices=one)
   ar = _common(load_config(SHAPES + ":ar"))

@@ -27,6 +27,7 @@ import functools
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -184,12 +185,23 @@ class RendererTask:
 
   def loss(self, model: Renderer, batch, rng: jax.Array):
     c = self.config.loss
-    return flow.training_loss(
-        model, model.diffusion_target(batch["latent"], batch.get("plan")), rng,
-        context_inputs=self.context_inputs(batch),
+    inputs = self.context_inputs(batch)
+    plan_loss = None
+    if model.plan_refiner is not None:
+      refined = model.refine_plan(batch["codes"], batch["plan"])
+      plan_loss = jnp.mean(jnp.square(refined - batch["latent"]))
+      inputs["plan"] = jax.lax.stop_gradient(refined)  # the flow loss does not train the refiner
+    loss, metrics = flow.training_loss(
+        model, model.diffusion_target(batch["latent"], inputs.get("plan")), rng,
+        context_inputs=inputs,
         drop_prob=float(c.drop_prob), time_distribution=c.time_distribution,
         time_mean=float(c.time_mean), time_std=float(c.time_std),
         chunk_choices=tuple(int(k) for k in c.chunk_choices))
+    if plan_loss is not None:
+      metrics = {**metrics, "flow_loss": loss, "plan_mse": plan_loss}
+      loss = loss + float(c.get("plan_weight", 1.0)) * plan_loss
+      metrics["loss"] = loss
+    return loss, metrics
 
   def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
     axes = {"latent": ("batch", "height", "width", "channels"),

@@ -19,8 +19,12 @@ def tiny_renderer(visual_grid=4):
             visual_levels=(5, 10), plan_channels=3)
   with nnx.use_eager_sharding(False):
     model = Renderer(**kw, rngs=nnx.Rngs(0))
-  # adaLN-zero starts as the identity; perturb every param so the tests see a
-  # model whose output depends on all of its inputs.
+  return perturbed(model)
+
+
+def perturbed(model):
+  """adaLN-zero (and zero-init outputs) start as the identity; perturb every param so
+  the tests see a model whose output depends on all of its inputs."""
   nnx.update(model, _perturb(nnx.state(model, nnx.Param), jax.random.key(7)))
   return model
 

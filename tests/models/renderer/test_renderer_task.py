@@ -21,8 +21,8 @@ def tiny_config(**mesh):
   c = load_config(str(REPO / "experiments/shapes.py:renderer"))
   # The stand-in tokenizer: pooled pixels (3 channels) and 64 pooled-colour codes.
   c.data.image_tokenizer_dir = ""
-  c.model.update(latent_channels=3, visual_codes=64, visual_levels=(4, 4, 4), plan_channels=3,
-                 embed_dim=32, depth=1, num_heads=2, context_depth=1)
+  c.model.update(latent_channels=3, visual_codes=64, visual_grid=8, visual_levels=(4, 4, 4),
+                 plan_channels=3, embed_dim=32, depth=1, num_heads=2, context_depth=1)
   c.train.update(steps=3, batch_size=8, log_every_steps=1, eval_every_steps=0, progress=False)
   c.optim.update(warmup_steps=1, ema_decay=0.9)
   c.ckpt.update(save_every_steps=0, async_save=False)

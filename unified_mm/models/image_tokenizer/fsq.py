@@ -64,6 +64,11 @@ class FSQ:
     """[...] int ids -> [..., d] int32 level indices, channel 0 least significant."""
     return (jnp.asarray(ids, jnp.int32)[..., None] // self._basis) % self._levels
 
+  def unit_digits(self, ids: jax.Array) -> jax.Array:
+    """[...] int ids -> [..., d] float32 level indices scaled to exactly [-1, 1] (the
+    renderer's token features; `ids_to_codes` is the quantiser's own, asymmetric for even levels)."""
+    return (2.0 * self.digits(ids) / (self._levels - 1) - 1.0).astype(jnp.float32)
+
   def ids_to_codes(self, ids: jax.Array, dtype=jnp.float32) -> jax.Array:
     """[...] int ids -> [..., d] normalised codes."""
     return ((self.digits(ids) - self._half_width) / self._half_width).astype(dtype)

@@ -107,9 +107,7 @@ class ContextEncoder(nnx.Module):
 
   def _digits(self, ids: jax.Array) -> jax.Array:
     """[B, S] FSQ ids -> [B, S, d] the tokenizer's digits, each scaled to [-1, 1]."""
-    levels = jnp.asarray(self.visual_levels, jnp.int32)
-    digits = FSQ(self.visual_levels).digits(ids)
-    return (2.0 * digits / (levels - 1) - 1.0).astype(jnp.float32)
+    return FSQ(self.visual_levels).unit_digits(ids)
 
   def _text(self, text_ids, text_mask, text_states) -> tuple[jax.Array, jax.Array]:
     if self.text_source == "own":

@@ -21,6 +21,11 @@ input (the k x k tokens it covers, concatenated, when the visual grid is finer).
 renderer learn in a CPU-sized budget; cross-attention still carries the
 non-local context (neighbours, text). It is read from the same masked context
 as cross-attention, so dropping the context for CFG drops it too.
+
+With `plan_refiner_width` > 0 the plan latent is first corrected from the
+tokens (plan_refiner.py, trained by MSE to the true latent, `loss.plan_weight`);
+training and sampling both use the corrected plan, without gradient into the
+refiner from the flow loss.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from flax import nnx
 from unified_mm.models.renderer import layers
 from unified_mm.models.renderer.context import ContextEncoder
 from unified_mm.models.renderer.dit import DiT
+from unified_mm.models.renderer.plan_refiner import PlanRefiner
 
 
 class Renderer(nnx.Module):
@@ -42,13 +48,22 @@ class Renderer(nnx.Module):
                text_source: str = "own", text_vocab: int = 0, text_len: int = 32,
                ar_dim: int = 0, context_depth: int = 1, visual_add: bool = True,
                visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
-               plan_residual: float = 0.0, dtype=jnp.float32, param_dtype=jnp.float32,
+               plan_residual: float = 0.0, plan_refiner_width: int = 0,
+               plan_refiner_depth: int = 2, dtype=jnp.float32, param_dtype=jnp.float32,
                rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
     if plan_residual and not (plan_channels and visual_codes):
       raise ValueError(f"plan_residual={plan_residual} needs the plan latent "
                        "(plan_channels > 0 and visual_codes > 0)")
+    if plan_refiner_width and not (plan_channels and visual_codes):
+      raise ValueError(f"plan_refiner_width={plan_refiner_width} refines the plan latent "
+                       "(plan_channels > 0 and visual_codes > 0)")
     self.plan_residual = float(plan_residual)
+    self.plan_refiner = nnx.data(PlanRefiner(
+        visual_codes=visual_codes, visual_grid=visual_grid, visual_levels=tuple(visual_levels),
+        latent_size=latent_size, latent_channels=latent_channels, width=plan_refiner_width,
+        depth=plan_refiner_depth, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        if plan_refiner_width else None)
     self.latent_size = latent_size
     self.latent_channels = latent_channels
     self.visual_grid = visual_grid
@@ -72,6 +87,12 @@ class Renderer(nnx.Module):
           fold * embed_dim, embed_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
           kernel_init=layers.partitioned(nnx.initializers.zeros, "embed", "mlp"),
           bias_init=layers.partitioned(nnx.initializers.zeros, "mlp"))
+
+  def refine_plan(self, codes: jax.Array, plan: jax.Array) -> jax.Array:
+    """The plan latent the flow runs around: `plan` corrected by the plan refiner, if any."""
+    if self.plan_refiner is None:
+      return plan
+    return self.plan_refiner(codes, plan)
 
   def diffusion_target(self, latent: jax.Array, plan: jax.Array | None) -> jax.Array:
     """The x0 the flow is trained on: the latent, or its scaled residual from the plan."""
