@@ -10,7 +10,6 @@ A's checkpoint (fsdp=4 x tensor=2) then restores onto 2 devices and onto 1.
 """
 
 import json
-import os
 import pathlib
 import signal
 import subprocess

@@ -76,3 +76,49 @@ class CaptionMatch:
     stage = ArStage(model, t.config, t.vocab, t.tokenizer)
     accuracy, _ = caption_accuracy(stage, self.codes, self.scenes)
     yield "match", accuracy
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Captions fresh scenes of 1-2 objects through the real `umm caption` command.
+
+      python -m unified_mm.eval.caption_eval --workdir ROOT --out DIR [--num 20] [--seed 20011]
+
+  writes DIR/scene_NN.png, runs `umm caption --workdir ROOT` on them and prints
+  one line per image (OK / --, the true objects, the caption) and a JSON summary.
+  """
+  import argparse  # noqa: PLC0415
+  import json  # noqa: PLC0415
+  import pathlib  # noqa: PLC0415
+  import subprocess  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  from PIL import Image  # noqa: PLC0415
+  parser = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
+  parser.add_argument("--workdir", required=True, help="run root holding tokenizer/ and ar/")
+  parser.add_argument("--out", required=True, help="directory for the scene PNGs")
+  parser.add_argument("--num", type=int, default=20)
+  parser.add_argument("--seed", type=int, default=20_011)
+  args = parser.parse_args(argv)
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  scenes = {}
+  for i, scene in enumerate(held_out_scenes(args.seed, args.num)):
+    path = out / f"scene_{i:02d}.png"
+    Image.fromarray(render(scene)).save(path)
+    scenes[str(path)] = scene
+  result = subprocess.run([sys.executable, "-m", "unified_mm.cli.main", "caption", "--workdir",
+                           args.workdir, *scenes], capture_output=True, text=True, check=True)
+  hits = 0
+  for line in result.stdout.strip().splitlines():
+    path, text = line.split("\t", 1)
+    ok = caption_matches(text, scenes[path])
+    hits += ok
+    objects = [(o.colour, o.kind) for o in scenes[path].objects]
+    print("OK" if ok else "--", objects, "|", text)
+  print(json.dumps({"workdir": args.workdir, "images": len(scenes), "match": hits,
+                    "share": hits / max(len(scenes), 1)}))
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -5,9 +5,6 @@ import json
 
 import jax
 import numpy as np
-import pytest
-
-from flax import nnx
 
 from unified_mm.config.loading import load_config
 from unified_mm.models.renderer.loader import load_renderer
