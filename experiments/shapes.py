@@ -88,15 +88,16 @@ def renderer_config():
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
   Conditioned on the scene's visual tokens (cross-attention + a co-located
-  direct path, FSQ-digit features, the plan latent) and its text (own text
-  embedding; the full description half of the time), context dropped 10% of
-  the time for CFG, trained on random chunk layouts K in {1, 2, 4}; the flow
-  runs on the residual from the plan latent (plan_residual). Budget: 1,500
-  steps of 32 scenes, d128 x 4 blocks (1.96M params), ~14 min at 0.55 s/step.
-  Measured at 3,000 steps (docs/renderer.md, 500 held-out scenes, TRUE tokens,
-  Heun 8 from t = 0.5): analyzer round-trip 0.656, palette share 0.957, PSNR
-  28.5 dB, below the preview decoder's 0.742 / 0.962 / 29.6 dB; the curve was
-  flat from step 750 on.
+  direct path, FSQ-digit features, the plan latent corrected by the plan
+  refiner) and its text (own text embedding; the full description half of the
+  time), context dropped 10% of the time for CFG, trained on random chunk
+  layouts K in {1, 2, 4}; the flow runs on the residual from the plan.
+  Budget: 1,500 steps of 32 scenes, d128 x 4 blocks + refiner (2.2M params),
+  ~22 min with another training on the 2 cores (0.86 s/step). Measured after
+  1,200 steps on the /4-code tokenizer (docs/renderer.md, 500 held-out
+  scenes, TRUE tokens, Heun 8 from t = 0.5): analyzer round-trip 0.888,
+  palette share 0.973, PSNR 33.0 dB; the preview decoder gives 0.966 / 0.980 /
+  34.3 dB on the same tokens.
   """
   import ml_collections  # noqa: PLC0415
 
@@ -107,7 +108,7 @@ def renderer_config():
       latent_size=16, latent_channels=8, patch_size=2, embed_dim=128, depth=4, num_heads=4,
       mlp_ratio=4.0, visual_codes=1000, visual_grid=16, text_source="own", text_vocab=512,
       text_len=32, ar_dim=0, context_depth=1, visual_add=True, visual_levels=(8, 5, 5, 5),
-      plan_channels=8, plan_residual=0.25, plan_refiner_width=0, plan_refiner_depth=2,
+      plan_channels=8, plan_residual=0.25, plan_refiner_width=64, plan_refiner_depth=2,
       dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       plan_weight=1.0, drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
@@ -116,7 +117,8 @@ def renderer_config():
       seed=1, resolution=64, min_objects=1, max_objects=6, image_tokenizer_dir="",
       tokenizer_dir="", text_vocab_size=512, max_objects_text=4, ar_dir="",
       description_prob=0.5))
-  # start=0.5: sample from the half-noised plan (65.6% round-trip vs 58.0% from noise).
+  # start=0.5: sample from the half-noised plan (/8 codes: 65.6% round-trip vs 58.0% from
+  # noise; /4 codes: 0.84 from the plan alone, 0.84 from 0.5, 0.83 from noise).
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,
                                             shift=1.0, start=0.5))
   c.eval = ml_collections.ConfigDict(dict(seed=10_007, num_scenes=100, max_objects=4,
@@ -136,7 +138,7 @@ def renderer_text_only_config():
   round-trip than with visual tokens, since captions under-specify the scene.
   """
   c = renderer_config()
-  c.model.update(visual_codes=0, plan_residual=0.0)  # no tokens, so no plan to render around
+  c.model.update(visual_codes=0, plan_residual=0.0, plan_refiner_width=0)  # no tokens, no plan
   c.sample.start = 1.0
   c.sample.cfg_scale = 3.0
   return c

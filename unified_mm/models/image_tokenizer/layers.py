@@ -19,13 +19,16 @@ FEATURE_AXES = ("batch", "height", "width", "channels")  # [B, Hh, Ww, C] activa
 
 
 def conv(in_features: int, out_features: int, kernel: int, *, dtype, param_dtype,
-         rngs: nnx.Rngs, zero_init: bool = False) -> nnx.Conv:
-  """A SAME-padded conv whose kernel [k, k, Cin, Cout] and bias [Cout] carry logical axes."""
+         rngs: nnx.Rngs, zero_init: bool = False, out_axis: str | None = "conv_out") -> nnx.Conv:
+  """A SAME-padded conv whose kernel [k, k, Cin, Cout] and bias [Cout] carry logical axes.
+
+  `out_axis=None` keeps a few-channel output (a latent, RGB) unsharded.
+  """
   init = nnx.initializers.zeros_init() if zero_init else nnx.initializers.lecun_normal()
   return nnx.Conv(
       in_features, out_features, (kernel, kernel), padding="SAME",
-      kernel_init=nnx.with_partitioning(init, CONV_AXES),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("conv_out",)),
+      kernel_init=nnx.with_partitioning(init, (*CONV_AXES[:3], out_axis)),
+      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (out_axis,)),
       dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
 

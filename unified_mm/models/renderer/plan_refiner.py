@@ -40,7 +40,7 @@ class PlanRefiner(nnx.Module):
         nnx.initializers.normal(1.0), "vocab", "embed"), **kw)
     self.stem = conv(latent_channels + len(self.levels), width, 3, **kw)
     self.blocks = nnx.List([ResBlock(width, norm_groups=8, **kw) for _ in range(depth)])
-    self.out = conv(width, latent_channels, 3, zero_init=True, **kw)
+    self.out = conv(width, latent_channels, 3, zero_init=True, out_axis=None, **kw)
 
   def __call__(self, codes: jax.Array, plan: jax.Array) -> jax.Array:
     """codes [B, h, w] int, plan [B, Hh, Ww, C] -> refined plan [B, Hh, Ww, C]."""
