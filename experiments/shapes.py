@@ -93,7 +93,7 @@ def renderer_config():
   time), context dropped 10% of the time for CFG, trained on random chunk
   layouts K in {1, 2, 4}; the flow runs on the residual from the plan.
   Budget: 1,500 steps of 32 scenes, d128 x 4 blocks + refiner (2.2M params),
-  ~22 min with another training on the 2 cores (0.86 s/step). Measured after
+  ~26 min with another training on the 2 cores (1.0 s/step). Measured after
   1,200 steps on the /4-code tokenizer (docs/renderer.md, 500 held-out
   scenes, TRUE tokens, Heun 8 from t = 0.5): analyzer round-trip 0.888,
   palette share 0.973, PSNR 33.0 dB; the preview decoder gives 0.966 / 0.980 /
