@@ -98,6 +98,7 @@ def test_renderer_with_ar_text_states_trains_and_generates(run_root, tmp_path):
   for name in ("tokenizer", "ar"):
     (tmp_path / "root" / name).symlink_to(run_root / name)
   stages = load_stages(tmp_path / "root")
-  images = render_codes(stages, np.zeros((2, 8, 8), np.int32), ["a red circle", "a star"],
+  g = stages.frontend.code_grid
+  images = render_codes(stages, np.zeros((2, g, g), np.int32), ["a red circle", "a star"],
                         jax.random.key(0), steps=2)
   assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8

@@ -94,6 +94,9 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
   """uint8 [B, H, W, 3]: the renderer's latent for the codes, through the latent decoder."""
   from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
   task = stages.renderer_task
+  grid = stages.frontend.code_grid
+  if np.shape(codes)[1:] != (grid, grid):
+    raise ValueError(f"codes of shape {np.shape(codes)}: the tokenizer's grid is {grid} x {grid}")
   inputs = task.context_inputs(task.conditioning(np.asarray(codes, np.int32), prompts))
   z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
                      method=method, shift=float(task.config.sample.shift),
