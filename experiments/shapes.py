@@ -54,10 +54,10 @@ def ar_config():
 
   Budget: 1,200 steps of 16 x 640 tokens (images are 256 codes), d256 x 4
   layers (3.9M params): about 50 minutes alone on 2 cores (2.5 s/step).
-  Measured (docs/ar.md): continued from the 64-code transformer for 1,869
-  steps, held-out image-code loss 0.82, text loss 0.83, `umm caption` 15 / 20
-  on fresh single/two-object scenes and still climbing; the 64-code
-  transformer reached 20 / 20 after 4,500 steps.
+  Measured (docs/ar.md): continued from the 64-code transformer for 2,400
+  steps, held-out image-code loss 0.77, text loss 0.80, `umm caption` 13-15 / 20
+  on fresh single/two-object scenes; the 64-code transformer reached 20 / 20
+  after 4,500 steps.
   """
   import ml_collections  # noqa: PLC0415
 
