@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from unified_mm.models.image_tokenizer.layers import space_to_depth
 from unified_mm.models.renderer import layers
 from unified_mm.models.renderer.context import ContextEncoder
 from unified_mm.models.renderer.dit import DiT
@@ -126,11 +127,10 @@ class Renderer(nnx.Module):
     g, v = self.token_grid, self.visual_grid
     visual = context[:, 1:1 + v * v] * context_mask[:, 1:1 + v * v, None]  # [B, Hv*Wv, D]
     b, d = visual.shape[0], visual.shape[-1]
-    if v >= g:  # k x k visual tokens per latent token, concatenated
-      k = v // g
-      visual = visual.reshape(b, g, k, g, k, d).transpose(0, 1, 3, 2, 4, 5)  # [B, G, G, k, k, D]
+    visual = visual.reshape(b, v, v, d)
+    if v >= g:  # k x k visual tokens per latent token, concatenated: [B, G, G, k * k * D]
+      visual = space_to_depth(visual, v // g)
     else:  # each visual token covers (G / V)^2 latent tokens
-      visual = visual.reshape(b, v, v, d)
       visual = jnp.repeat(jnp.repeat(visual, g // v, axis=1), g // v, axis=2)  # [B, G, G, D]
     return self.visual_proj(visual.reshape(b, g * g, -1))
 

@@ -44,14 +44,12 @@ class PlanRefiner(nnx.Module):
 
   def __call__(self, codes: jax.Array, plan: jax.Array) -> jax.Array:
     """codes [B, h, w] int, plan [B, Hh, Ww, C] -> refined plan [B, Hh, Ww, C]."""
-    h = self.embed(codes)  # [B, h, w, W]
+    # Each token covers upsample x upsample latent positions: read it at each of them.
+    codes = jnp.repeat(jnp.repeat(codes, self.upsample, axis=1), self.upsample, axis=2)
+    h = self.embed(codes)  # [B, Hh, Ww, W]
     features = [plan.astype(h.dtype)]
     if self.levels:
       features.append(FSQ(self.levels).unit_digits(codes))
-    if self.upsample > 1:
-      h = jnp.repeat(jnp.repeat(h, self.upsample, axis=1), self.upsample, axis=2)
-      features[1:] = [jnp.repeat(jnp.repeat(f, self.upsample, axis=1), self.upsample, axis=2)
-                      for f in features[1:]]
     h = h + self.stem(jnp.concatenate([f.astype(h.dtype) for f in features], axis=-1))
     for block in self.blocks:
       h = block(h)
