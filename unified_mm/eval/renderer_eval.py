@@ -37,26 +37,9 @@ import jax
 import numpy as np
 from PIL import Image
 
-from unified_mm.data.shapes import vocab
 from unified_mm.data.shapes.analyzer import analyze
 from unified_mm.data.shapes.scorer import multiset_match
-
-PALETTE_TOLERANCE = 24.0
-
-
-def palette_share(images: np.ndarray, tolerance: float = PALETTE_TOLERANCE) -> float:
-  """Share of pixels within `tolerance` (RGB distance) of a palette colour or the background."""
-  pixels = np.asarray(images, np.float32).reshape(-1, 3)
-  palette = vocab.palette_array().astype(np.float32)  # [P + 1, 3]
-  d2 = ((pixels[:, None, :] - palette[None]) ** 2).sum(-1).min(axis=1)
-  return float(np.mean(d2 <= tolerance**2))
-
-
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """[N] PSNR in dB of uint8 batches (capped at 100 dB)."""
-  mse = np.mean(np.square(a.astype(np.float64) - b.astype(np.float64)), axis=(1, 2, 3))
-  return 10.0 * np.log10(255.0**2 / np.maximum(mse, 255.0**2 * 1e-10))
-
+from unified_mm.eval.image_metrics import image_grid, palette_share, psnr_uint8
 
 def roundtrip(images: np.ndarray, scenes) -> float:
   return float(np.mean([multiset_match(analyze(im), s) for im, s in zip(images, scenes)]))
@@ -109,7 +92,6 @@ class RendererEvaluator:
       self._write_grid(images)
 
   def _write_grid(self, images: np.ndarray) -> None:
-    from unified_mm.eval.tokenizer_eval import image_grid  # noqa: PLC0415
     k = self.grid_images
     grids = self.out_dir / "eval"
     grids.mkdir(parents=True, exist_ok=True)

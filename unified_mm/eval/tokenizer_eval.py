@@ -2,6 +2,8 @@
 
 Metrics (yielded as eval/tokenizer/<name>):
   latent_psnr, code_psnr   mean per-image PSNR (dB) of the uint8-rounded reconstructions
+  latent_palette_share,    share of pixels within PALETTE_TOLERANCE of a palette colour
+  code_palette_share       or the background (crispness: 1.0 on clean renders)
   code_usage               share of the codebook's ids used at least once on the set
   code_perplexity          exp(entropy) of the id histogram (1000 = perfectly uniform)
   latent_roundtrip,        share of scenes whose (kind, colour) multiset, as read back by
@@ -28,15 +30,10 @@ from PIL import Image
 
 from unified_mm.data.shapes.analyzer import analyze
 from unified_mm.data.shapes.scorer import multiset_match
+from unified_mm.eval.image_metrics import image_grid, palette_share, psnr_uint8
 from unified_mm.models.image_tokenizer.layers import to_uint8
 
 LATENT_STATS_FILE = "latent_stats.json"
-
-
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """[N] PSNR in dB between uint8 image batches [N, H, W, C] (capped at 100 dB)."""
-  mse = np.mean(np.square(a.astype(np.float64) - b.astype(np.float64)), axis=(1, 2, 3))
-  return 10.0 * np.log10(255.0**2 / np.maximum(mse, 255.0**2 * 1e-10))
 
 
 def code_usage(ids: np.ndarray, codebook_size: int) -> tuple[float, float]:
@@ -52,16 +49,6 @@ def _reconstruct(model, images):
   z = model.encode_latent(images)
   ids = model.encode_codes(images)
   return z, ids, to_uint8(model.decode_latent(z)), to_uint8(model.decode_codes(ids))
-
-
-def image_grid(rows: list[np.ndarray]) -> np.ndarray:
-  """Rows of [N, H, W, 3] uint8 -> one [R*(H+2), N*(W+2), 3] image with 2 px gaps."""
-  n, h, w, _ = rows[0].shape
-  grid = np.full((len(rows) * (h + 2), n * (w + 2), 3), 255, np.uint8)
-  for r, images in enumerate(rows):
-    for i, im in enumerate(images):
-      grid[r * (h + 2):r * (h + 2) + h, i * (w + 2):i * (w + 2) + w] = im
-  return grid
 
 
 class TokenizerEvaluator:
@@ -98,6 +85,8 @@ class TokenizerEvaluator:
     usage, perplexity = code_usage(ids, model.codebook_size)
     yield "latent_psnr", float(psnr_uint8(latent, self.images).mean())
     yield "code_psnr", float(psnr_uint8(code, self.images).mean())
+    yield "latent_palette_share", palette_share(latent)
+    yield "code_palette_share", palette_share(code)
     yield "code_usage", usage
     yield "code_perplexity", perplexity
     yield "latent_roundtrip", self.roundtrip(latent)

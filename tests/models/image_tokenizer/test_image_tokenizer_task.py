@@ -8,7 +8,8 @@ from flax import nnx
 from ml_collections import ConfigDict
 from PIL import Image
 
-from unified_mm.eval.tokenizer_eval import TokenizerEvaluator, code_usage, psnr_uint8
+from unified_mm.eval.image_metrics import psnr_uint8
+from unified_mm.eval.tokenizer_eval import TokenizerEvaluator, code_usage
 from unified_mm.models.image_tokenizer import TokenizerAutoencoder
 from unified_mm.tasks.tokenizer import ShapesImageIterator, edge_weights, saturated_error
 
@@ -59,7 +60,9 @@ def test_evaluator_metrics_and_files(evaluator):
                                  norm_groups=4, rngs=nnx.Rngs(0))
   metrics = dict(evaluator.run(model))
   assert set(metrics) == {"latent_psnr", "code_psnr", "code_usage", "code_perplexity",
-                          "latent_roundtrip", "code_roundtrip", "z_std"}
+                          "latent_roundtrip", "code_roundtrip", "z_std", "latent_palette_share",
+                          "code_palette_share"}
+  assert 0 <= metrics["latent_palette_share"] < 1 and 0 <= metrics["code_palette_share"] < 1
   assert 0 < metrics["latent_psnr"] < 30 and 0 < metrics["code_psnr"] < 30  # untrained
   assert 0 < metrics["code_usage"] <= 12 * 16 * 16 / 1000
   assert 1 <= metrics["code_perplexity"] <= 1000
