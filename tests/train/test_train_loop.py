@@ -118,6 +118,23 @@ def test_init_from_loads_params_only(toy_run, tmp_path):
   assert np.any(np.asarray(jax.tree.leaves(state_a.opt_state[1][0].mu)[0]))
 
 
+def test_init_partial_loads_what_the_source_has_and_inits_the_rest(toy_run, tmp_path):
+  _, workdir_a, state_a = toy_run
+  config = toy_config(steps=0)
+  with config.unlocked():
+    config.model.extra_head = True
+    config.ckpt.init_from = str(workdir_a)
+  with pytest.raises(ConfigError, match=r"init_from.*do not fit.*extra_head"):
+    train_and_evaluate(config, tmp_path / "strict", task=ToyTask(config))
+  with config.unlocked():
+    config.ckpt.init_partial = True
+  state = train_and_evaluate(config, tmp_path / "partial", task=ToyTask(config))
+  params, loaded = _params(state), _params(state_a)
+  assert set(params) - set(loaded) == {"extra.kernel", "extra.bias"}
+  _assert_bitwise({k: params[k] for k in loaded}, loaded)
+  assert np.any(params["extra.kernel"])  # its fresh init, not zeros
+
+
 def test_refuses_a_workdir_of_another_model(toy_run, tmp_path):
   _, workdir_a, _ = toy_run
   workdir = tmp_path / "w"

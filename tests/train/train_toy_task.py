@@ -20,7 +20,7 @@ VOCAB, LENGTH = 16, 8
 
 
 class ToyModel(nnx.Module):
-  def __init__(self, vocab: int, width: int, *, rngs: nnx.Rngs):
+  def __init__(self, vocab: int, width: int, extra_head: bool = False, *, rngs: nnx.Rngs):
     self.embed = nnx.Embed(vocab, width, rngs=rngs, embedding_init=nnx.with_partitioning(
         nnx.initializers.normal(0.5), ("vocab", "embed")))
     self.hidden = nnx.Linear(width, 2 * width, rngs=rngs, kernel_init=nnx.with_partitioning(
@@ -28,6 +28,8 @@ class ToyModel(nnx.Module):
     self.out = nnx.Linear(2 * width, vocab, rngs=rngs, kernel_init=nnx.with_partitioning(
         nnx.initializers.lecun_normal(), ("mlp", None)))
     self.norm = nnx.RMSNorm(width, rngs=rngs)
+    # An unused extra module: what `ckpt.init_partial` adds on top of a loaded run.
+    self.extra = nnx.Linear(width, 3, rngs=rngs) if extra_head else None
 
   def __call__(self, tokens):  # [B, T] -> [B, T, V]
     x = self.norm(self.embed(tokens))

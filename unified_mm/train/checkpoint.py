@@ -112,6 +112,11 @@ class Checkpoints:
         params=ocp.args.StandardRestore(target_params)))
     return got["params"]
 
+  def saved_param_names(self, step: int) -> set[str]:
+    """Names of the params saved at `step`, read from the checkpoint's metadata."""
+    path = self.manager.directory / str(step) / "params"
+    return set(ocp.StandardCheckpointer().metadata(path).item_metadata.keys())
+
   def saved_config(self, step: int) -> dict:
     return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 

@@ -4,7 +4,8 @@
    short by a kill, or a checkpoint whose files are damaged, is skipped with a
    log line naming it, and the previous good step is used);
 2. `config.ckpt.init_from`: another run's params only; optimiser state and the
-   step start fresh;
+   step start fresh (`ckpt.init_partial`: params the source lacks, such as a
+   critic added for fine-tuning, keep their fresh init; the rest must fit);
 3. a fresh init.
 
 A workdir whose checkpoint was written for a different `config.model` is
@@ -71,13 +72,18 @@ def _restore_latest_good(ckpts: Checkpoints, config, target):
   return None
 
 
-def _init_from(source: str, config, target, tx, use_ema: bool, shardings):
+def _init_from(source: str, config, target, init, tx, use_ema: bool, shardings):
   src = Checkpoints(checkpoint_dir(source), read_only=True)
   step = src.latest_step()
   if step is None:
     raise ConfigError(f"ckpt.init_from={source}: no complete checkpoint there")
+  wanted, fresh_names = target.params, []
+  if config.ckpt.get("init_partial", False):
+    saved = src.saved_param_names(step)
+    fresh_names = sorted(set(target.params) - saved)
+    wanted = {k: v for k, v in target.params.items() if k in saved}
   try:
-    params = src.restore_params(step, target.params)
+    params = src.restore_params(step, wanted)
   except Exception as e:  # noqa: BLE001 -- shape/dtype/name mismatch: say which model differs
     saved = src.saved_config(step).get("model", {})
     diffs = model_differences(saved, json.loads(config.model.to_json_best_effort()))
@@ -86,6 +92,10 @@ def _init_from(source: str, config, target, tx, use_ema: bool, shardings):
         f"({'; '.join(diffs) or str(e).splitlines()[0][:200]})") from None
   finally:
     src.close()
+  if fresh_names:
+    params = {**init().params, **params}
+    log.info("ckpt.init_partial: %d params not in %s start fresh (%s%s)", len(fresh_names),
+             source, ", ".join(fresh_names[:4]), ", ..." if len(fresh_names) > 4 else "")
   log.info("initialised params from %s step %d (optimizer state and step start fresh)",
            source, step)
   fresh = jax.jit(lambda p: start_state(tx, p, use_ema), out_shardings=shardings)
@@ -102,6 +112,6 @@ def restore_or_init(ckpts: Checkpoints, config, target, init, tx, use_ema: bool,
     if got is not None:
       return got
   if config.ckpt.init_from:
-    return _init_from(config.ckpt.init_from, config, target, tx, use_ema, shardings), None
+    return _init_from(config.ckpt.init_from, config, target, init, tx, use_ema, shardings), None
   log.info("fresh init (no checkpoint in %s)", ckpts.directory)
   return init(), None
