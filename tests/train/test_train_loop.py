@@ -133,6 +133,13 @@ def test_init_partial_loads_what_the_source_has_and_inits_the_rest(toy_run, tmp_
   assert set(params) - set(loaded) == {"extra.kernel", "extra.bias"}
   _assert_bitwise({k: params[k] for k in loaded}, loaded)
   assert np.any(params["extra.kernel"])  # its fresh init, not zeros
+  # A param of another shape there (a wider head) starts fresh too; the rest load.
+  with config.unlocked():
+    config.model.width = 32
+  state = train_and_evaluate(config, tmp_path / "wider", task=ToyTask(config))
+  params = _params(state)
+  assert params["embed.embedding"].shape == (loaded["embed.embedding"].shape[0], 32)
+  _assert_bitwise({"out.bias": params["out.bias"]}, {"out.bias": loaded["out.bias"]})
 
 
 def test_refuses_a_workdir_of_another_model(toy_run, tmp_path):

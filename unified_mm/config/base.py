@@ -86,7 +86,7 @@ def ckpt_config(**overrides) -> ml_collections.ConfigDict:
       keep_best_metric="",     # e.g. "eval/lm/loss"; "" keeps only the last N
       keep_best_mode="min",
       init_from="",            # a workdir whose params warm-start this run
-      init_partial=False,      # True: params init_from lacks (a new head, a critic) start fresh
+      init_partial=False,      # True: params init_from lacks or shapes otherwise start fresh
       async_save=True,
   ))
   c.update(overrides)

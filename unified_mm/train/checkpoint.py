@@ -107,15 +107,22 @@ class Checkpoints:
                                opt_state=rest["opt_state"], ema=rest.get("ema"))
     return state, got["data"]
 
-  def restore_params(self, step: int, target_params):
-    got = self.manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(target_params)))
+  def restore_params(self, step: int, target_params, partial: bool = False):
+    """The saved params at `step`; `partial`: only those named in `target_params`."""
+    if partial:  # StandardRestore has no partial mode; the PyTree handler reads the same files
+      args = ocp.args.PyTreeRestore(
+          item=target_params, partial_restore=True,
+          restore_args=ocp.checkpoint_utils.construct_restore_args(target_params))
+    else:
+      args = ocp.args.StandardRestore(target_params)
+    got = self.manager.restore(step, args=ocp.args.Composite(params=args))
     return got["params"]
 
-  def saved_param_names(self, step: int) -> set[str]:
-    """Names of the params saved at `step`, read from the checkpoint's metadata."""
+  def saved_param_shapes(self, step: int) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of the params saved at `step`, from the checkpoint's metadata."""
     path = self.manager.directory / str(step) / "params"
-    return set(ocp.StandardCheckpointer().metadata(path).item_metadata.keys())
+    meta = ocp.StandardCheckpointer().metadata(path).item_metadata
+    return {name: tuple(m.shape) for name, m in meta.items()}
 
   def saved_config(self, step: int) -> dict:
     return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]

@@ -4,8 +4,9 @@
    short by a kill, or a checkpoint whose files are damaged, is skipped with a
    log line naming it, and the previous good step is used);
 2. `config.ckpt.init_from`: another run's params only; optimiser state and the
-   step start fresh (`ckpt.init_partial`: params the source lacks, such as a
-   critic added for fine-tuning, keep their fresh init; the rest must fit);
+   step start fresh (`ckpt.init_partial`: params the source lacks or holds in
+   another shape, such as a critic added or a decoder widened for
+   fine-tuning, keep their fresh init);
 3. a fresh init.
 
 A workdir whose checkpoint was written for a different `config.model` is
@@ -79,11 +80,11 @@ def _init_from(source: str, config, target, init, tx, use_ema: bool, shardings):
     raise ConfigError(f"ckpt.init_from={source}: no complete checkpoint there")
   wanted, fresh_names = target.params, []
   if config.ckpt.get("init_partial", False):
-    saved = src.saved_param_names(step)
-    fresh_names = sorted(set(target.params) - saved)
-    wanted = {k: v for k, v in target.params.items() if k in saved}
+    saved = src.saved_param_shapes(step)
+    wanted = {k: v for k, v in target.params.items() if saved.get(k) == tuple(v.shape)}
+    fresh_names = sorted(set(target.params) - set(wanted))
   try:
-    params = src.restore_params(step, wanted)
+    params = src.restore_params(step, wanted, partial=wanted is not target.params)
   except Exception as e:  # noqa: BLE001 -- shape/dtype/name mismatch: say which model differs
     saved = src.saved_config(step).get("model", {})
     diffs = model_differences(saved, json.loads(config.model.to_json_best_effort()))
@@ -94,7 +95,8 @@ def _init_from(source: str, config, target, init, tx, use_ema: bool, shardings):
     src.close()
   if fresh_names:
     params = {**init().params, **params}
-    log.info("ckpt.init_partial: %d params not in %s start fresh (%s%s)", len(fresh_names),
+    log.info("ckpt.init_partial: %d params not in %s (or of another shape there) start "
+             "fresh (%s%s)", len(fresh_names),
              source, ", ".join(fresh_names[:4]), ", ..." if len(fresh_names) > 4 else "")
   log.info("initialised params from %s step %d (optimizer state and step start fresh)",
            source, step)
