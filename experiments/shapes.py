@@ -36,8 +36,7 @@ def tokenizer_config():
       param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
-      tip_weight=40.0, latent_noise=0.1, freeze_encoder=False, adversarial_weight=0.0,
-      l1_power=1.0))
+      tip_weight=40.0, latent_noise=0.1, freeze_encoder=False, adversarial_weight=0.0))
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=6))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=500, max_objects=4, batch_size=100, analyze_scenes=500,

@@ -4,8 +4,7 @@ Data are rendered on the fly from `scene_for_index(seed, index)`, so the
 iterator's whole state is its step count: row i of step s on process p is
 scene (s * P + p) * b + i. Held-out scenes use `eval.seed`, never seen in training.
 
-Loss (both paths, pixels in [-1, 1]), with r(x) = l1_weight * |x|^p + mse_weight * x^2
-(p = `loss.l1_power`, 1 by default; see `robust_abs`)
+Loss (both paths, pixels in [-1, 1]), with r(x) = l1_weight * |x| + mse_weight * x^2
 and w = 1 + edge_weight at pixels on an edge of the target (+ tip_weight at
 one-pixel tips; see `edge_weights`):
     mean w * r(latent reconstruction error)
@@ -106,25 +105,11 @@ def edge_weights(target: jax.Array, edge_weight: float, tip_weight: float = 0.0,
   return 1.0 + edge_weight * (count >= 1) + tip_weight * (count >= 3)
 
 
-def robust_abs(err: jax.Array, power: float, eps: float = 1e-3) -> jax.Array:
-  """|err| for power 1; (|err| + eps)**power - eps**power below 1.
-
-  Below 1 the penalty is concave: where the latent leaves a pixel's colour
-  uncertain between two values, landing on either costs less than any blend
-  of them, so the decoder commits (L1 is flat between them, MSE prefers the
-  blend). eps keeps the gradient finite at zero error.
-  """
-  if power == 1.0:
-    return jnp.abs(err)
-  return (jnp.abs(err) + eps) ** power - eps**power
-
-
 def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_weight: float,
                         mse_weight: float, code_weight: float, latent_reg_weight: float,
                         edge_weight: float = 0.0, tip_weight: float = 0.0,
                         latent_noise: float = 0.0, rng: jax.Array | None = None,
-                        freeze_encoder: bool = False, adversarial_weight: float = 0.0,
-                        l1_power: float = 1.0
+                        freeze_encoder: bool = False, adversarial_weight: float = 0.0
                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
   out = model(images, latent_noise, rng, freeze_encoder)
   target = as_signed_unit(images)  # [B, H, W, 3]
@@ -135,8 +120,7 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
   l1_code, mse_code = jnp.abs(err_code).mean(), jnp.square(err_code).mean()
 
   def weighted(err):
-    return (weight * (l1_weight * robust_abs(err, l1_power)
-                      + mse_weight * jnp.square(err))).mean()
+    return (weight * (l1_weight * jnp.abs(err) + mse_weight * jnp.square(err))).mean()
 
   z_ms = jnp.square(out["z"]).mean()
   loss = weighted(err_latent) + code_weight * weighted(err_code) + latent_reg_weight * z_ms
@@ -181,7 +165,6 @@ class TokenizerTask:
     self.loss_weights["latent_noise"] = float(config.loss.get("latent_noise", 0.0))
     self.loss_weights["freeze_encoder"] = bool(config.loss.get("freeze_encoder", False))
     self.loss_weights["adversarial_weight"] = float(config.loss.get("adversarial_weight", 0.0))
-    self.loss_weights["l1_power"] = float(config.loss.get("l1_power", 1.0))
     if self.loss_weights["adversarial_weight"] and not config.model.get("critic_channels"):
       raise ConfigError("loss.adversarial_weight > 0 needs model.critic_channels "
                         "(e.g. (32, 64, 128)): there is no critic to train against")

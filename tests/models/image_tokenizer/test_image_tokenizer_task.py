@@ -2,7 +2,6 @@
 
 import json
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -12,8 +11,7 @@ from PIL import Image
 from unified_mm.eval.image_metrics import psnr_uint8
 from unified_mm.eval.tokenizer_eval import TokenizerEvaluator, code_usage
 from unified_mm.models.image_tokenizer import TokenizerAutoencoder
-from unified_mm.tasks.tokenizer import (
-    ShapesImageIterator, edge_weights, robust_abs, saturated_error)
+from unified_mm.tasks.tokenizer import ShapesImageIterator, edge_weights, saturated_error
 
 DATA = ConfigDict(dict(seed=7, resolution=32, min_objects=1, max_objects=3))
 
@@ -97,13 +95,3 @@ def test_tip_weight_marks_one_pixel_protrusions():
   assert w[2, 2] == 5.0  # the middle differs from 2 neighbours: an edge, not a tip
   assert w[0, 0] == 1.0
 
-
-def test_robust_abs_below_one_prefers_committing_to_a_blend():
-  outputs = jnp.linspace(-1.0, 1.0, 21)  # candidate outputs for a pixel that is -1 or +1, 50/50
-  def expected(power):
-    return 0.5 * robust_abs(outputs + 1.0, power) + 0.5 * robust_abs(outputs - 1.0, power)
-  l1, concave = np.asarray(expected(1.0)), np.asarray(expected(0.5))
-  np.testing.assert_allclose(l1, 1.0, rtol=1e-6)  # L1: every blend costs the same
-  assert concave.argmin() in (0, 20) and concave[10] > concave[0] + 0.1  # the blend costs most
-  np.testing.assert_allclose(robust_abs(jnp.array([0.0, 0.3]), 1.0), [0.0, 0.3])
-  assert abs(float(robust_abs(jnp.array(0.0), 0.5))) < 1e-7
