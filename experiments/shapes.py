@@ -32,11 +32,10 @@ def tokenizer_config():
       image_size=64, channels=(32, 64), num_res_blocks=1, stem_patch=2,
       latent_stage=1, latent_channels=8, code_stage=1, fsq_levels=(8, 5, 5, 5),
       latent_decoder_channels=(64, 32), preview_decoder_channels=(64, 32),
-      decoder_res_blocks=1, norm_groups=8, critic_channels=(), dtype="float32",
-      param_dtype="float32"))
+      decoder_res_blocks=1, norm_groups=8, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
-      tip_weight=40.0, latent_noise=0.1, freeze_encoder=False, adversarial_weight=0.0))
+      tip_weight=40.0, latent_noise=0.1, freeze_encoder=False))
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=6))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=500, max_objects=4, batch_size=100, analyze_scenes=500,

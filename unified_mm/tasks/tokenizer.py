@@ -10,20 +10,10 @@ one-pixel tips; see `edge_weights`):
     mean w * r(latent reconstruction error)
   + code_weight * mean w * r(preview (FSQ) reconstruction error)
   + latent_reg_weight * mean(z^2)      (keeps the renderer's latent at a sane scale)
-  + adversarial_weight * -mean(critic(latent reconstruction))   (hinge GAN, generator side)
-  + mean(relu(1 - critic(image))) + mean(relu(1 + critic(sg(latent reconstruction))))
 where the latent reconstruction decodes z + latent_noise * std(z) * N(0, 1)
 (`loss.latent_noise`), so the decoder tolerates the renderer's sampling error.
 `loss.freeze_encoder` fine-tunes the decoders only (with `ckpt.init_from`), so
 the latents and visual tokens the other stages were trained on do not move.
-
-The adversarial term (`loss.adversarial_weight` > 0, needs `model.critic_channels`)
-makes the latent decoder commit to one colour where the latent leaves an edge
-pixel uncertain, instead of L1/MSE's blend: the renderer's output path is
-meant to be crisp, the preview path is left a PSNR decoder. Critic and
-decoder share one loss and one optimiser: the critic's own term sees the
-reconstruction without gradient, and the generator term sees the critic's
-params without gradient, so each part only follows its own objective.
 
 L1 sharpens edges (where coarse codes leave a pixel uncertain, its optimum is
 the likelier colour, not MSE's blend), MSE speeds up the early fit; measured
@@ -109,7 +99,7 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
                         mse_weight: float, code_weight: float, latent_reg_weight: float,
                         edge_weight: float = 0.0, tip_weight: float = 0.0,
                         latent_noise: float = 0.0, rng: jax.Array | None = None,
-                        freeze_encoder: bool = False, adversarial_weight: float = 0.0
+                        freeze_encoder: bool = False
                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
   out = model(images, latent_noise, rng, freeze_encoder)
   target = as_signed_unit(images)  # [B, H, W, 3]
@@ -129,46 +119,21 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
       "code_l1": l1_code, "code_psnr": psnr_from_mse(mse_code),
       "z_rms": jnp.sqrt(z_ms),
   }
-  if adversarial_weight:
-    critic_loss, generator_loss, real_acc, fake_acc = adversarial_losses(
-        model.critic, target, out["latent_recon"])
-    loss = loss + critic_loss + adversarial_weight * generator_loss
-    metrics.update(critic_loss=critic_loss, generator_loss=generator_loss,
-                   critic_real_acc=real_acc, critic_fake_acc=fake_acc)
   return loss, metrics
-
-
-def adversarial_losses(critic, real: jax.Array, fake: jax.Array):
-  """(critic hinge loss, generator loss, critic accuracy on real, on fake).
-
-  The critic's loss reads `fake` without gradient; the generator's reads a
-  copy of the critic whose params carry no gradient.
-  """
-  d_real, d_fake = critic(real), critic(jax.lax.stop_gradient(fake))
-  critic_loss = jax.nn.relu(1.0 - d_real).mean() + jax.nn.relu(1.0 + d_fake).mean()
-  graphdef, state = nnx.split(critic)
-  frozen = nnx.merge(graphdef, jax.tree.map(jax.lax.stop_gradient, state))
-  generator_loss = -frozen(fake).mean()
-  return critic_loss, generator_loss, (d_real > 0).mean(), (d_fake < 0).mean()
 
 
 class TokenizerTask:
   name = "tokenizer"
 
   def __init__(self, config):
-    from unified_mm.config.loading import ConfigError  # noqa: PLC0415
-
     self.config = config
     self.loss_weights = {k: float(config.loss[k]) for k in (
         "l1_weight", "mse_weight", "code_weight", "latent_reg_weight", "edge_weight")}
     self.loss_weights["tip_weight"] = float(config.loss.get("tip_weight", 0.0))
     self.loss_weights["latent_noise"] = float(config.loss.get("latent_noise", 0.0))
     self.loss_weights["freeze_encoder"] = bool(config.loss.get("freeze_encoder", False))
-    self.loss_weights["adversarial_weight"] = float(config.loss.get("adversarial_weight", 0.0))
-    if self.loss_weights["adversarial_weight"] and not config.model.get("critic_channels"):
-      raise ConfigError("loss.adversarial_weight > 0 needs model.critic_channels "
-                        "(e.g. (32, 64, 128)): there is no critic to train against")
     if self.loss_weights["freeze_encoder"] and float(config.optim.get("weight_decay", 0.0)):
+      from unified_mm.config.loading import ConfigError  # noqa: PLC0415
       # Zero gradients leave Adam's update at exactly zero; weight decay would not.
       raise ConfigError("loss.freeze_encoder=True needs optim.weight_decay=0 "
                         f"(got {config.optim.weight_decay}): decay would move the frozen encoder")

@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from unified_mm.models.image_tokenizer.critic import PatchCritic
 from unified_mm.models.image_tokenizer.decoder import Decoder
 from unified_mm.models.image_tokenizer.encoder import Encoder
 from unified_mm.models.image_tokenizer.fsq import DEFAULT_LEVELS, FSQ
@@ -32,7 +31,6 @@ class TokenizerAutoencoder(nnx.Module):
                latent_decoder_channels: Sequence[int] = (64, 32),
                preview_decoder_channels: Sequence[int] = (128, 64, 32),
                decoder_res_blocks: int = 1, norm_groups: int = 8,
-               critic_channels: Sequence[int] = (),
                dtype: str = "float32", param_dtype: str = "float32", rngs: nnx.Rngs):
     if not 0 <= latent_stage <= code_stage < len(channels):
       raise ValueError(f"need 0 <= latent_stage={latent_stage} <= code_stage={code_stage} "
@@ -63,9 +61,6 @@ class TokenizerAutoencoder(nnx.Module):
         num_res_blocks=decoder_res_blocks,
         out_patch=self.code_downsample // 2**(len(preview_decoder_channels) - 1),
         norm_groups=norm_groups, **kw)
-    # Training-only: judges latent reconstructions (loss.adversarial_weight); () for none.
-    self.critic = (PatchCritic(channels=critic_channels, norm_groups=norm_groups, **kw)
-                   if critic_channels else None)
 
   # ---- grids ----------------------------------------------------------------
   @property
