@@ -1,11 +1,13 @@
 """`umm demo --workdir ROOT [--scale S]`: the whole system on the shapes world.
 
-Trains the three stages into one run root (ROOT/tokenizer, ROOT/ar,
-ROOT/renderer; each resumes if interrupted), then draws the built-in
+Trains the three stages into one run root (ROOT/tokenizer_base, whose latent
+decoder ROOT/tokenizer fine-tunes for crisp output, ROOT/ar, ROOT/renderer;
+each resumes if interrupted), then draws the built-in
 benchmark's prompts, scores the images with the scene analyzer and writes
 ROOT/demo/{grid.png, scores.json}. `--scale 0.1` shortens every stage ten-fold
 (a smoke run; images will be poor). `--config.<stage>.<key>=value` overrides
-one stage's config, e.g. `--config.ar.train.batch_size=8`.
+one stage's config (by its variant name in experiments/shapes.py), e.g.
+`--config.ar.train.batch_size=8`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import sys
 
 HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then generate and score."
 
-STAGES = ("tokenizer", "ar", "renderer")
+# (variant of experiments/shapes.py, workdir under ROOT), in training order.
+STAGES = (("tokenizer", "tokenizer_base"), ("tokenizer_decoder", "tokenizer"), ("ar", "ar"),
+          ("renderer", "renderer"))
 CATEGORIES = ("single", "colours", "two", "counting", "position")
 
 
@@ -33,7 +37,9 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
   experiments = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "shapes.py"
   config = load_config(f"{experiments}:{stage}")
   steps = max(10, int(config.train.steps * scale))
-  linked = [] if stage == "tokenizer" else [f"data.image_tokenizer_dir={root / 'tokenizer'}"]
+  linked = {"tokenizer": [],
+            "tokenizer_decoder": [f"ckpt.init_from={root / 'tokenizer_base'}"]}.get(
+                stage, [f"data.image_tokenizer_dir={root / 'tokenizer'}"])
   every = max(steps // 3, 1)
   return apply_overrides(config, [f"train.steps={steps}", f"ckpt.save_every_steps={every}",
                                   f"train.eval_every_steps={every}", *linked,
@@ -82,11 +88,11 @@ def run(args) -> int:
 
   root = pathlib.Path(args.workdir)
   log = logging.getLogger("unified_mm.demo")
-  for stage in STAGES:
+  for stage, workdir in STAGES:
     config = _stage_config(stage, root, args.scale, args.overrides)
     config.lock()
-    log.info("stage %s: %d steps -> %s", stage, config.train.steps, root / stage)
-    train_and_evaluate(config, root / stage)
+    log.info("stage %s: %d steps -> %s", stage, config.train.steps, root / workdir)
+    train_and_evaluate(config, root / workdir)
   summary = _benchmark(root, args.prompts_per_category, args.seed)
   print(json.dumps({"root": str(root), **{k: round(v, 3) for k, v in summary.items()}}),
         file=sys.stdout)
