@@ -53,9 +53,10 @@ def tokenizer_decoder_config():
 
       umm train --config experiments/shapes.py:tokenizer_decoder --workdir runs/shapes/tokenizer
 
-  Starts from the `tokenizer` run in `ckpt.init_from` (runs/shapes/tokenizer_base); encoder, FSQ codes and
-  preview decoder stay bit-equal (frozen encoder, no preview loss, no weight
-  decay), so the visual tokens and latents the other stages read do not move.
+  Starts from the `tokenizer` run in `ckpt.init_from` (runs/shapes/tokenizer_base);
+  encoder, FSQ codes and preview decoder stay bit-equal (frozen encoder, no
+  preview loss, no weight decay), so the visual tokens and latents the other
+  stages read do not move.
   The latent decoder drops MSE (whose optimum at an uncertain edge pixel is a
   blend of the two colours) and the latent noise (which trained it to hedge):
   what the renderer's output path needs is crisp pixels. Budget: 3,000 steps,
