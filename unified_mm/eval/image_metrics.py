@@ -1,10 +1,12 @@
-"""Per-image metrics shared by the tokenizer and renderer evaluators (uint8 RGB batches)."""
+"""Image metrics shared by the tokenizer and renderer evaluators (uint8 RGB batches)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from unified_mm.data.shapes import vocab
+from unified_mm.data.shapes.analyzer import analyze
+from unified_mm.data.shapes.scorer import multiset_match
 
 # RGB distance within which a pixel counts as a palette colour (or the background);
 # the closest two palette colours are 127 apart, so blends of two land outside.
@@ -24,6 +26,12 @@ def palette_share(images: np.ndarray, tolerance: float = PALETTE_TOLERANCE) -> f
   palette = vocab.palette_array().astype(np.float32)  # [P + 1, 3]
   d2 = ((pixels[:, None, :] - palette[None]) ** 2).sum(-1).min(axis=1)
   return float(np.mean(d2 <= tolerance**2))
+
+
+def analyzer_roundtrip(images: np.ndarray, scenes) -> float:
+  """Share of images whose (kind, colour) multiset, read back by the shapes
+  analyzer, is their scene's (zip: extra images or scenes are ignored)."""
+  return float(np.mean([multiset_match(analyze(im), s) for im, s in zip(images, scenes)]))
 
 
 def image_grid(rows: list[np.ndarray]) -> np.ndarray:

@@ -37,12 +37,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from unified_mm.data.shapes.analyzer import analyze
-from unified_mm.data.shapes.scorer import multiset_match
-from unified_mm.eval.image_metrics import image_grid, palette_share, psnr_uint8
-
-def roundtrip(images: np.ndarray, scenes) -> float:
-  return float(np.mean([multiset_match(analyze(im), s) for im, s in zip(images, scenes)]))
+from unified_mm.eval.image_metrics import analyzer_roundtrip, image_grid, palette_share, psnr_uint8
 
 
 class RendererEvaluator:
@@ -64,7 +59,7 @@ class RendererEvaluator:
         description_prob=description_prob)
     self.preview = np.concatenate([task.frontend.decode_codes(self.batch["codes"][i:i + batch_size])
                                    for i in range(0, num_scenes, batch_size)])
-    self.preview_metrics = {"preview_roundtrip": roundtrip(self.preview, self.scenes),
+    self.preview_metrics = {"preview_roundtrip": analyzer_roundtrip(self.preview, self.scenes),
                             "preview_palette_share": palette_share(self.preview),
                             "preview_psnr": float(psnr_uint8(self.preview, self.images).mean())}
 
@@ -83,7 +78,7 @@ class RendererEvaluator:
 
   def run(self, model) -> Iterator[tuple[str, float]]:
     z, images = self.render(model)
-    yield "roundtrip", roundtrip(images, self.scenes)
+    yield "roundtrip", analyzer_roundtrip(images, self.scenes)
     yield "palette_share", palette_share(images)
     yield "psnr", float(psnr_uint8(images, self.images).mean())
     yield "latent_mse", float(np.mean(np.square(z - self.batch["latent"])))
@@ -106,7 +101,7 @@ def ceiling(evaluator: RendererEvaluator) -> dict[str, float]:
   latents = evaluator.batch["latent"]
   images = np.concatenate([frontend.decode_latent(latents[i:i + n])
                            for i in range(0, len(latents), n)])
-  return {"true_latent_roundtrip": roundtrip(images, evaluator.scenes),
+  return {"true_latent_roundtrip": analyzer_roundtrip(images, evaluator.scenes),
           "true_latent_palette_share": palette_share(images),
           "true_latent_psnr": float(psnr_uint8(images, evaluator.images).mean())}
 

@@ -28,9 +28,7 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
-from unified_mm.data.shapes.analyzer import analyze
-from unified_mm.data.shapes.scorer import multiset_match
-from unified_mm.eval.image_metrics import image_grid, palette_share, psnr_uint8
+from unified_mm.eval.image_metrics import analyzer_roundtrip, image_grid, palette_share, psnr_uint8
 from unified_mm.models.image_tokenizer.layers import to_uint8
 
 LATENT_STATS_FILE = "latent_stats.json"
@@ -76,8 +74,7 @@ class TokenizerEvaluator:
 
   def roundtrip(self, recon: np.ndarray) -> float:
     n = self.analyze_scenes
-    return float(np.mean([multiset_match(analyze(im), s)
-                          for im, s in zip(recon[:n], self.scenes[:n])]))
+    return analyzer_roundtrip(recon[:n], self.scenes[:n])
 
   def run(self, model) -> Iterator[tuple[str, float]]:
     z, ids, latent, code = self.reconstruct(model)
