@@ -5,8 +5,8 @@
    log line naming it, and the previous good step is used);
 2. `config.ckpt.init_from`: another run's params only; optimiser state and the
    step start fresh (`ckpt.init_partial`: params the source lacks or holds in
-   another shape, such as a critic added or a decoder widened for
-   fine-tuning, keep their fresh init);
+   another shape, such as a head added or a decoder widened for fine-tuning,
+   keep their fresh init);
 3. a fresh init.
 
 A workdir whose checkpoint was written for a different `config.model` is
