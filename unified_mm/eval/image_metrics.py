@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unified_mm.data.shapes import vocab
-from unified_mm.data.shapes.analyzer import analyze
+from unified_mm.data.shapes.analyzer import UNSURE, analyze, nearest_palette
 from unified_mm.data.shapes.scorer import multiset_match
 
 # RGB distance within which a pixel counts as a palette colour (or the background);
@@ -23,9 +22,7 @@ def palette_share(images: np.ndarray, tolerance: float = PALETTE_TOLERANCE) -> f
   """Share of pixels within `tolerance` of a palette colour or the background:
   1.0 on clean renders (flat colours, no anti-aliasing); blur and ringing lower it."""
   pixels = np.asarray(images, np.float32).reshape(-1, 3)
-  palette = vocab.palette_array().astype(np.float32)  # [P + 1, 3]
-  d2 = ((pixels[:, None, :] - palette[None]) ** 2).sum(-1).min(axis=1)
-  return float(np.mean(d2 <= tolerance**2))
+  return float(np.mean(nearest_palette(pixels, tolerance) != UNSURE))
 
 
 def analyzer_roundtrip(images: np.ndarray, scenes) -> float:

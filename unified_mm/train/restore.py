@@ -78,13 +78,14 @@ def _init_from(source: str, config, target, init, tx, use_ema: bool, shardings):
   step = src.latest_step()
   if step is None:
     raise ConfigError(f"ckpt.init_from={source}: no complete checkpoint there")
+  partial = bool(config.ckpt.get("init_partial", False))
   wanted, fresh_names = target.params, []
-  if config.ckpt.get("init_partial", False):
+  if partial:
     saved = src.saved_param_shapes(step)
     wanted = {k: v for k, v in target.params.items() if saved.get(k) == tuple(v.shape)}
     fresh_names = sorted(set(target.params) - set(wanted))
   try:
-    params = src.restore_params(step, wanted, partial=wanted is not target.params)
+    params = src.restore_params(step, wanted, partial=partial)
   except Exception as e:  # noqa: BLE001 -- shape/dtype/name mismatch: say which model differs
     saved = src.saved_config(step).get("model", {})
     diffs = model_differences(saved, json.loads(config.model.to_json_best_effort()))

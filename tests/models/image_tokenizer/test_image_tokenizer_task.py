@@ -94,4 +94,3 @@ def test_tip_weight_marks_one_pixel_protrusions():
   assert w[2, 1] == w[2, 3] == 25.0
   assert w[2, 2] == 5.0  # the middle differs from 2 neighbours: an edge, not a tip
   assert w[0, 0] == 1.0
-

@@ -37,9 +37,12 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
   experiments = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "shapes.py"
   config = load_config(f"{experiments}:{stage}")
   steps = max(10, int(config.train.steps * scale))
-  linked = {"tokenizer": [],
-            "tokenizer_decoder": [f"ckpt.init_from={root / 'tokenizer_base'}"]}.get(
-                stage, [f"data.image_tokenizer_dir={root / 'tokenizer'}"])
+  if stage == "tokenizer":
+    linked = []
+  elif stage == "tokenizer_decoder":
+    linked = [f"ckpt.init_from={root / 'tokenizer_base'}"]
+  else:
+    linked = [f"data.image_tokenizer_dir={root / 'tokenizer'}"]
   every = max(steps // 3, 1)
   return apply_overrides(config, [f"train.steps={steps}", f"ckpt.save_every_steps={every}",
                                   f"train.eval_every_steps={every}", *linked,

@@ -46,17 +46,17 @@ _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 # Snap codes besides palette indices.
 _BACKGROUND = -1  # within the threshold of the background colour
-_UNSURE = -2  # within the threshold of no colour: noise, or a blend at an edge
+UNSURE = -2  # within the threshold of no colour: noise, or a blend at an edge
 
 
-def _nearest_palette(pixels: np.ndarray, threshold: float) -> np.ndarray:
-  """[N] int: palette index of each [N, 3] pixel, or _BACKGROUND, or _UNSURE."""
+def nearest_palette(pixels: np.ndarray, threshold: float) -> np.ndarray:
+  """[N] int: palette index of each [N, 3] pixel, or _BACKGROUND, or UNSURE."""
   palette = vocab.palette_array().astype(np.float32)  # [P + 1, 3], background last
   d2 = ((pixels * pixels).sum(1)[:, None] - 2 * pixels @ palette.T
         + (palette * palette).sum(1))  # [N, P + 1]
   nearest = d2.argmin(1)
   nearest = np.where(nearest == len(palette) - 1, _BACKGROUND, nearest)
-  return np.where(d2.min(1) > threshold**2, _UNSURE, nearest)
+  return np.where(d2.min(1) > threshold**2, UNSURE, nearest)
 
 
 @functools.lru_cache(maxsize=4)
@@ -68,7 +68,7 @@ def _colour_table(threshold: float) -> np.ndarray:
   """
   centres = np.arange(64, dtype=np.float32) * 4 + 1.5
   grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1)  # [64, 64, 64, 3]
-  return _nearest_palette(grid.reshape(-1, 3), threshold).astype(np.int8)
+  return nearest_palette(grid.reshape(-1, 3), threshold).astype(np.int8)
 
 
 def _snap_codes(image: np.ndarray, threshold: float) -> np.ndarray:
@@ -85,7 +85,7 @@ def _claim_edges(image: np.ndarray, codes: np.ndarray, regions: dict[int, np.nda
   """Gives each unsure pixel to the adjacent colour it is closer to than to the
   background, if any: a blurred edge then splits where coverage is one half,
   the renderer's own rule."""
-  ys, xs = np.nonzero(codes == _UNSURE)  # [N] each
+  ys, xs = np.nonzero(codes == UNSURE)  # [N] each
   padded = np.pad(codes, 1, constant_values=_BACKGROUND)  # [H + 2, W + 2]
   neighbours = np.stack([padded[ys + 1 + dy, xs + 1 + dx]
                          for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], 1)  # [N, 8]
@@ -107,7 +107,7 @@ def colour_regions(image: np.ndarray, threshold: float = COLOUR_THRESHOLD) -> di
   image = np.asarray(image)
   codes = _snap_codes(image, threshold)  # [H, W]
   regions = {int(i): codes == i for i in np.unique(codes[codes >= 0])}
-  if regions and (codes == _UNSURE).any():
+  if regions and (codes == UNSURE).any():
     _claim_edges(image, codes, regions)
   return regions
 
