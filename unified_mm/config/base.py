@@ -2,7 +2,7 @@
 
 Every stage config has the same top-level shape:
 
-  stage   which task the trainer runs ("lm", "ar", "tokenizer", "renderer")
+  stage   which task the trainer runs ("lm", "ar", "tokenizer", "renderer", "latent_decoder")
   seed    the run's seed; step RNG is fold_in(seed, step)
   model   keyword arguments of the stage's model constructor
   loss    keyword arguments of the stage's loss

@@ -65,16 +65,12 @@ class RendererEvaluator:
 
   def render(self, model) -> tuple[np.ndarray, np.ndarray]:
     """(latents, images) rendered from the held-out scenes' true tokens."""
-    from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
-    zs, images = [], []
-    for i, start in enumerate(range(0, len(self.scenes), self.batch_size)):
-      rows = {k: v[start:start + self.batch_size] for k, v in self.batch.items()}
-      z = render_latents(model, jax.random.key(self.seed + i), **self.sample,
-                         **self.task.context_inputs(rows))
-      z = np.asarray(jax.device_get(z))
-      zs.append(z)
-      images.append(self.task.frontend.decode_latent(z))
-    return np.concatenate(zs), np.concatenate(images)
+    from unified_mm.tasks.renderer import sample_latents  # noqa: PLC0415
+    z = sample_latents(self.task, model, self.batch, seed=self.seed, batch_size=self.batch_size,
+                       **self.sample)
+    n = self.batch_size
+    return z, np.concatenate([self.task.frontend.decode_latent(z[i:i + n])
+                              for i in range(0, len(z), n)])
 
   def run(self, model) -> Iterator[tuple[str, float]]:
     z, images = self.render(model)
@@ -84,9 +80,9 @@ class RendererEvaluator:
     yield "latent_mse", float(np.mean(np.square(z - self.batch["latent"])))
     yield from self.preview_metrics.items()
     if self.out_dir is not None and jax.process_index() == 0:
-      self._write_grid(images)
+      self.write_grid(images)
 
-  def _write_grid(self, images: np.ndarray) -> None:
+  def write_grid(self, images: np.ndarray) -> None:
     k = self.grid_images
     grids = self.out_dir / "eval"
     grids.mkdir(parents=True, exist_ok=True)

@@ -84,3 +84,15 @@ def state_shardings(abstract_state, mesh, rules: Rules):
   return jax.tree.map(
       lambda s: NamedSharding(mesh, s), specs,
       is_leaf=lambda s: isinstance(s, PartitionSpec))
+
+
+@contextlib.contextmanager
+def on_own_mesh(module: nnx.Module) -> Iterator[None]:
+  """Calls into an already placed model under the mesh its params live on and no
+  logical rules. A frozen helper (another stage's tokenizer, renderer or
+  transformer, replicated on its own devices) called from inside a training
+  loop would otherwise be traced against the loop's mesh and rules, whose
+  device set differs."""
+  mesh = jax.tree.leaves(nnx.state(module, nnx.Param))[0].sharding.mesh
+  with jax.set_mesh(mesh), nnx.logical_axis_rules(()):
+    yield

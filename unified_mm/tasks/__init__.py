@@ -11,6 +11,7 @@ STAGES = {
     "ar": "unified_mm.tasks.ar",
     "tokenizer": "unified_mm.tasks.tokenizer",
     "renderer": "unified_mm.tasks.renderer",
+    "latent_decoder": "unified_mm.tasks.latent_decoder",
 }
 
 

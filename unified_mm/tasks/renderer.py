@@ -80,6 +80,22 @@ def scene_batch(task: RendererTask, *, seed: int, indices, min_objects: int, max
   return scenes, images, {"latent": z, **task.conditioning(codes, texts)}
 
 
+def sample_latents(task: RendererTask, model, batch: dict[str, np.ndarray], *, seed: int,
+                   batch_size: int = 100, **sample) -> np.ndarray:
+  """[N, Hh, Ww, Cz] normalised latents the renderer samples for `batch`'s context
+  (codes, text, plan), `batch_size` rows per call, key `seed + i` for chunk i."""
+  from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
+  from unified_mm.parallel.sharding import on_own_mesh  # noqa: PLC0415
+  n = len(batch["codes"])
+  zs = []
+  for i, start in enumerate(range(0, n, batch_size)):
+    rows = {k: v[start:start + batch_size] for k, v in batch.items()}
+    with on_own_mesh(model):
+      z = render_latents(model, jax.random.key(seed + i), **sample, **task.context_inputs(rows))
+    zs.append(np.asarray(jax.device_get(z)))
+  return np.concatenate(zs)
+
+
 class RendererData(StepIndexedIterator):
   """This process's rows of an endless, seeded stream of encoded scenes."""
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from flax import nnx
 
+from unified_mm.parallel.sharding import on_own_mesh
+
 
 class ArTextEncoder:
 
@@ -32,5 +34,6 @@ class ArTextEncoder:
       tokens[i, :len(ids)] = ids
       mask[i, :len(ids)] = True
     positions = np.broadcast_to(np.arange(self.text_len, dtype=np.int32), tokens.shape)
-    states = self._hidden(self.ar.model, tokens, positions, mask.astype(np.int32))
+    with on_own_mesh(self.ar.model):
+      states = self._hidden(self.ar.model, tokens, positions, mask.astype(np.int32))
     return np.asarray(states, np.float32), mask

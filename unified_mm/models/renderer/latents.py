@@ -21,8 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from unified_mm.parallel.sharding import on_own_mesh
 
-def _to_uint8(x):
+
+def to_uint8(x):
   return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
 
@@ -43,27 +45,31 @@ class TrainedFrontend:
     self.image_size = self.model.image_size
     self._encode = nnx.jit(lambda m, im, mean, std: (
         (m.encode_latent(im) - mean) / std, m.encode_codes(im)))
-    self._decode_latent = nnx.jit(lambda m, z, mean, std: _to_uint8(m.decode_latent(z * std + mean)))
-    self._decode_codes = nnx.jit(lambda m, ids: _to_uint8(m.decode_codes(ids)))
+    self._decode_latent = nnx.jit(lambda m, z, mean, std: to_uint8(m.decode_latent(z * std + mean)))
+    self._decode_codes = nnx.jit(lambda m, ids: to_uint8(m.decode_codes(ids)))
     # The plan is the latent of the preview *image*: rounded and clipped like
     # any image, since the preview decoder overshoots saturated colours freely
     # and the encoder has never seen values outside [0, 255].
     self._plan = nnx.jit(lambda m, ids, mean, std: (
-        m.encode_latent(_to_uint8(m.decode_codes(ids))) - mean) / std)
+        m.encode_latent(to_uint8(m.decode_codes(ids))) - mean) / std)
 
   def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    z, ids = self._encode(self.model, jnp.asarray(images), self.mean, self.std)
+    with on_own_mesh(self.model):
+      z, ids = self._encode(self.model, jnp.asarray(images), self.mean, self.std)
     return np.asarray(z, np.float32), np.asarray(ids, np.int32)
 
   def decode_latent(self, z) -> np.ndarray:
-    return np.asarray(self._decode_latent(self.model, jnp.asarray(z), self.mean, self.std))
+    with on_own_mesh(self.model):
+      return np.asarray(self._decode_latent(self.model, jnp.asarray(z), self.mean, self.std))
 
   def decode_codes(self, ids) -> np.ndarray:
-    return np.asarray(self._decode_codes(self.model, jnp.asarray(ids, jnp.int32)))
+    with on_own_mesh(self.model):
+      return np.asarray(self._decode_codes(self.model, jnp.asarray(ids, jnp.int32)))
 
   def plan_latent(self, ids) -> np.ndarray:
     """[B, Hh, Ww, Cz] normalised latent of the preview decode of `ids` (the renderer's plan)."""
-    return np.asarray(self._plan(self.model, jnp.asarray(ids, jnp.int32), self.mean, self.std))
+    with on_own_mesh(self.model):
+      return np.asarray(self._plan(self.model, jnp.asarray(ids, jnp.int32), self.mean, self.std))
 
 
 @dataclasses.dataclass
@@ -95,7 +101,7 @@ class StandInFrontend:
   def decode_latent(self, z) -> np.ndarray:
     s = self.image_size // self.latent_size
     x = np.repeat(np.repeat(np.asarray(z), s, axis=1), s, axis=2)
-    return np.asarray(_to_uint8(x))
+    return np.asarray(to_uint8(x))
 
   def decode_codes(self, ids) -> np.ndarray:
     from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415

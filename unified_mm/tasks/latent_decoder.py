@@ -1,0 +1,204 @@
+"""Stage 3b as a Task: the tokenizer's latent decoder fine-tuned on the renderer's own samples.
+
+    umm train --config experiments/shapes.py:latent_decoder --workdir runs/shapes/tokenizer
+
+A latent decoder trained on the encoder's latents turns the renderer's small
+sampling error into blur at shape edges: through it the renderer's images were
+less crisp than the preview decoder's (docs/renderer.md). This stage shows the
+decoder what it is given in use: (renderer sample, original image) pairs.
+
+Data: `data.pool_size` scenes of `data.seed` (text: the full description with
+`data.description_prob`), their true visual tokens rendered once by the frozen
+renderer in `data.renderer_dir` with its own preset sampler (its `sample`
+config), cached in WORKDIR/renderer_latents.npz so a resumed run does not
+sample them again. Row r of the stream is pool entry perm_e[r mod N] for a
+seeded permutation per epoch e = r div N, so the iterator's state is its step.
+
+Model: the whole TokenizerAutoencoder, restored from `ckpt.init_from` (the
+tokenizer the renderer was trained on; its encoder also computes the pool's
+tokens and plan latents). The loss reaches the latent decoder only, so the
+encoder, FSQ codes and preview decoder stay bit-equal (optim.weight_decay must
+be 0) and the workdir is a drop-in ROOT/tokenizer; its latent_stats.json is
+the source tokenizer's, so the renderer's latent scale is unchanged.
+
+Loss: the tokenizer's latent reconstruction term on the decoded sample:
+mean w * (l1_weight |e| + mse_weight e^2), e = `saturated_error`, w = `edge_weights`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from unified_mm.config.loading import ConfigError
+from unified_mm.data.step_indexed import StepIndexedIterator
+from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
+from unified_mm.models.image_tokenizer.layers import as_signed_unit
+from unified_mm.models.image_tokenizer.loader import LATENT_STATS_FILE
+from unified_mm.tasks.tokenizer import IMAGE_AXES, edge_weights, psnr_from_mse, saturated_error
+
+log = logging.getLogger(__name__)
+
+POOL_FILE = "renderer_latents.npz"
+LATENT_AXES = ("batch", "height", "width", "channels")
+
+
+class RenderedLatentPool(StepIndexedIterator):
+  """This process's rows of an endless stream over a fixed pool of (latent, image) pairs."""
+
+  def __init__(self, latents: np.ndarray, images: np.ndarray, seed: int, process_index: int,
+               process_count: int, local_batch_size: int):
+    super().__init__(process_index, process_count, local_batch_size)
+    self.latents, self.images, self.seed = latents, images, seed
+
+  @functools.lru_cache(maxsize=2)
+  def _order(self, epoch: int) -> np.ndarray:
+    return np.random.default_rng([self.seed, epoch]).permutation(len(self.latents))
+
+  def batch_for(self, rows: range) -> dict[str, np.ndarray]:
+    n = len(self.latents)
+    idx = np.array([self._order(r // n)[r % n] for r in rows])
+    return {"latent": self.latents[idx], "image": self.images[idx]}
+
+
+def decoder_loss(model: TokenizerAutoencoder, latents: jax.Array, images: jax.Array, *,
+                 l1_weight: float, mse_weight: float, edge_weight: float = 0.0,
+                 tip_weight: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+  target = as_signed_unit(images)
+  err = saturated_error(model.decode_latent(latents), target)
+  weight = edge_weights(target, edge_weight, tip_weight) if edge_weight or tip_weight else 1.0
+  loss = (weight * (l1_weight * jnp.abs(err) + mse_weight * jnp.square(err))).mean()
+  return loss, {"latent_l1": jnp.abs(err).mean(),
+                "latent_psnr": psnr_from_mse(jnp.square(err).mean())}
+
+
+class LatentDecoderTask:
+  name = "latent_decoder"
+
+  def __init__(self, config):
+    self.config = config
+    for key, value in (("data.renderer_dir", config.data.get("renderer_dir", "")),
+                       ("ckpt.init_from", config.ckpt.init_from)):
+      if not value:
+        raise ConfigError(f"{key} is empty: the latent_decoder stage fine-tunes the tokenizer in "
+                          "ckpt.init_from on samples of the renderer in data.renderer_dir")
+    if float(config.optim.get("weight_decay", 0.0)):
+      raise ConfigError(f"optim.weight_decay={config.optim.weight_decay}: must be 0, decay would "
+                        "move the frozen encoder and preview decoder")
+    self.loss_weights = {k: float(config.loss[k]) for k in ("l1_weight", "mse_weight")}
+    for k in ("edge_weight", "tip_weight"):
+      self.loss_weights[k] = float(config.loss.get(k, 0.0))
+    self.workdir: pathlib.Path | None = None
+    self._evaluators = None
+
+  def bind_workdir(self, workdir) -> None:
+    self.workdir = pathlib.Path(workdir)
+
+  @functools.cached_property
+  def renderer(self):
+    """(frozen renderer, its RendererTask reading the source tokenizer's encoder)."""
+    from unified_mm.models.renderer.loader import load_renderer  # noqa: PLC0415
+    from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
+    model, config = load_renderer(self.config.data.renderer_dir)
+    config.data.image_tokenizer_dir = str(self.config.ckpt.init_from)
+    return model, RendererTask(config)
+
+  def _denormalise(self, z: np.ndarray) -> np.ndarray:
+    frontend = self.renderer[1].frontend
+    return np.asarray(z * np.asarray(frontend.std) + np.asarray(frontend.mean), np.float32)
+
+  def _sample_pool(self, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """(unnormalised renderer samples, images) of the pool's scenes, `chunk` at a time."""
+    from unified_mm.tasks.renderer import sample_latents, scene_batch  # noqa: PLC0415
+    d = self.config.data
+    model, task = self.renderer
+    latents, images = [], []
+    for start in range(0, int(d.pool_size), chunk):
+      rows = range(start, min(start + chunk, int(d.pool_size)))
+      _, im, batch = scene_batch(task, seed=int(d.seed), indices=rows,
+                                 min_objects=int(d.min_objects), max_objects=int(d.max_objects),
+                                 description_prob=float(d.description_prob))
+      z = sample_latents(task, model, batch, seed=int(d.seed) + start, batch_size=chunk,
+                         **task.config.sample)
+      latents.append(self._denormalise(z))
+      images.append(im)
+    return np.concatenate(latents), np.concatenate(images)
+
+  def _pool(self) -> tuple[np.ndarray, np.ndarray]:
+    d = self.config.data
+    key = json.dumps({k: str(d[k]) for k in ("renderer_dir", "seed", "pool_size", "min_objects",
+                                             "max_objects", "description_prob")}
+                     | {"init_from": str(self.config.ckpt.init_from)}, sort_keys=True)
+    path = self.workdir / POOL_FILE if self.workdir is not None else None
+    if path is not None and path.exists():
+      with np.load(path) as f:
+        if str(f["key"]) == key:
+          log.info("renderer latents: reusing %s", path)
+          return f["latent"], f["image"]
+    log.info("renderer latents: sampling %d scenes with %s", int(d.pool_size), d.renderer_dir)
+    latents, images = self._sample_pool()
+    if path is not None and jax.process_index() == 0:
+      self.workdir.mkdir(parents=True, exist_ok=True)
+      tmp = path.with_suffix(".tmp.npz")
+      np.savez(tmp, key=key, latent=latents, image=images)
+      tmp.rename(path)  # whole or absent: an interrupted write is sampled again
+    return latents, images
+
+  def _write_latent_stats(self) -> None:
+    """The source tokenizer's statistics: the renderer's normalisation must not move."""
+    frontend = self.renderer[1].frontend
+    if self.workdir is None or jax.process_index() != 0:
+      return
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    (self.workdir / LATENT_STATS_FILE).write_text(json.dumps(
+        {"mean": np.asarray(frontend.mean).tolist(), "std": np.asarray(frontend.std).tolist(),
+         "source": str(self.config.ckpt.init_from)}, indent=1) + "\n")
+
+  def build_model(self, rngs: nnx.Rngs) -> TokenizerAutoencoder:
+    return TokenizerAutoencoder(**self.config.model, rngs=rngs)
+
+  def loss(self, model: TokenizerAutoencoder, batch, rng: jax.Array):
+    del rng
+    return decoder_loss(model, batch["latent"], batch["image"], **self.loss_weights)
+
+  def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
+    return {"latent": LATENT_AXES, "image": IMAGE_AXES}
+
+  def make_data(self, process_index: int, process_count: int,
+                local_batch_size: int) -> RenderedLatentPool:
+    self._write_latent_stats()
+    latents, images = self._pool()
+    return RenderedLatentPool(latents, images, int(self.config.data.seed), process_index,
+                              process_count, local_batch_size)
+
+  def evaluators(self):
+    """Held-out scenes sampled by the renderer once; each eval only decodes them."""
+    if self._evaluators is None:
+      from unified_mm.eval.latent_decoder_eval import RenderedLatentEvaluator  # noqa: PLC0415
+      e = self.config.eval
+      if int(e.num_scenes):
+        from unified_mm.eval.renderer_eval import RendererEvaluator  # noqa: PLC0415
+        model, task = self.renderer
+        held_out = RendererEvaluator(task, num_scenes=int(e.num_scenes), seed=int(e.seed),
+                                     max_objects=int(e.max_objects), out_dir=self.workdir,
+                                     description_prob=float(e.description_prob),
+                                     **task.config.sample)
+        latents = self._denormalise(held_out.render(model)[0])
+        self._evaluators = [RenderedLatentEvaluator(held_out, latents)]
+      else:
+        self._evaluators = []
+    return self._evaluators
+
+  def tokens_in(self, batch) -> int:
+    return int(np.prod(np.shape(batch["image"])[:3]))  # pixels
+
+
+def make_task(config) -> LatentDecoderTask:
+  return LatentDecoderTask(config)
