@@ -1,12 +1,14 @@
-"""The built-in shapes world, three stages: `tokenizer` (+ `tokenizer_decoder`), `ar`, `renderer`.
+"""The built-in shapes world, three stages: `tokenizer` (+ `tokenizer_decoder`), `ar`,
+`renderer` (+ `latent_decoder`), in this order (`umm demo` runs the chain):
 
     umm train --config experiments/shapes.py:tokenizer         --workdir runs/shapes/tokenizer_base
-    umm train --config experiments/shapes.py:tokenizer_decoder --workdir runs/shapes/tokenizer
+    umm train --config experiments/shapes.py:tokenizer_decoder --workdir runs/shapes/tokenizer_crisp
     umm train --config experiments/shapes.py:ar                --workdir runs/shapes/ar
     umm train --config experiments/shapes.py:renderer          --workdir runs/shapes/renderer
+    umm train --config experiments/shapes.py:latent_decoder    --workdir runs/shapes/tokenizer
 
 Each variant's own docstring gives its budget and expected result. A run root
-(`runs/shapes`) holding the three workdirs is what `umm generate` reads.
+(`runs/shapes`) holding tokenizer/, ar/ and renderer/ is what `umm generate` reads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ def tokenizer_config():
 
       umm train --config experiments/shapes.py:tokenizer --workdir runs/shapes/tokenizer_base
 
-  (`tokenizer_decoder` then fine-tunes its latent decoder into runs/shapes/tokenizer.)
+  (`tokenizer_decoder` then fine-tunes its latent decoder into runs/shapes/tokenizer_crisp.)
   Budget: 5,000 steps of 16 images (80k rendered scenes), 0.46M params; 15
   minutes measured with another training on the 2 cores. Measured on 500
   held-out scenes of <= 4 objects (docs/tokenizer.md): latent PSNR 34.8 dB,
@@ -51,7 +53,7 @@ def tokenizer_config():
 def tokenizer_decoder_config():
   """Stage 1b: the latent decoder fine-tuned for crisp output on the frozen encoder.
 
-      umm train --config experiments/shapes.py:tokenizer_decoder --workdir runs/shapes/tokenizer
+      umm train --config experiments/shapes.py:tokenizer_decoder --workdir runs/shapes/tokenizer_crisp
 
   Starts from the `tokenizer` run in `ckpt.init_from` (runs/shapes/tokenizer_base);
   encoder, FSQ codes and preview decoder stay bit-equal (frozen encoder, no
@@ -75,7 +77,7 @@ def ar_config():
   """Stage 2: the unified transformer on caption->image, image->caption and edit documents.
 
       umm train --config experiments/shapes.py:ar --workdir runs/shapes/ar \
-          --config.data.image_tokenizer_dir=runs/shapes/tokenizer
+          --config.data.image_tokenizer_dir=runs/shapes/tokenizer_crisp
 
   Budget: 1,200 steps of 16 x 640 tokens (images are 256 codes), d256 x 4
   layers (3.9M params): about 50 minutes alone on 2 cores (2.5 s/step).
@@ -111,7 +113,7 @@ def renderer_config():
   """Stage 3: the latent diffusion renderer (DiT + rectified flow) on the tokenizer's latents.
 
       umm train --config experiments/shapes.py:renderer --workdir runs/shapes/renderer \
-          --config.data.image_tokenizer_dir=runs/shapes/tokenizer
+          --config.data.image_tokenizer_dir=runs/shapes/tokenizer_crisp
 
   Conditioned on the scene's visual tokens (cross-attention + a co-located
   direct path, FSQ-digit features, the plan latent corrected by the plan
@@ -176,7 +178,7 @@ def renderer_ar_text_config():
   the caption (model.text_source="ar") instead of the renderer's own text embedding.
 
       umm train --config experiments/shapes.py:renderer_ar_text --workdir runs/shapes/renderer_ar \
-          --config.data.image_tokenizer_dir=runs/shapes/tokenizer --config.data.ar_dir=runs/shapes/ar
+          --config.data.image_tokenizer_dir=runs/shapes/tokenizer_crisp --config.data.ar_dir=runs/shapes/ar
 
   Same budget as `renderer`, plus one AR forward pass per batch in the data iterator.
   """
@@ -190,7 +192,7 @@ def latent_decoder_config():
   """Stage 3b: the tokenizer's latent decoder fine-tuned on the renderer's own samples.
 
       umm train --config experiments/shapes.py:latent_decoder --workdir runs/shapes/tokenizer \
-          --config.ckpt.init_from=runs/shapes/tokenizer_base \
+          --config.ckpt.init_from=runs/shapes/tokenizer_crisp \
           --config.data.renderer_dir=runs/shapes/renderer
 
   A decoder trained on the encoder's latents blurs the renderer's (slightly
@@ -217,7 +219,7 @@ def latent_decoder_config():
                                           description_prob=1.0))
   c.train.update(steps=4000, batch_size=32, log_every_steps=100, eval_every_steps=1000)
   c.optim.update(lr=5e-4, warmup_steps=50, min_lr_ratio=0.1, weight_decay=0.0, b2=0.999)
-  c.ckpt.update(save_every_steps=1000, init_from="runs/shapes/tokenizer_base")
+  c.ckpt.update(save_every_steps=1000, init_from="runs/shapes/tokenizer_crisp")
   return c
 
 

@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stage_factories import SHAPES, quick, tiny_renderer, tiny_tokenizer
 from unified_mm.config.loading import load_config
 from unified_mm.train.trainer import train_and_evaluate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-SHAPES = str(REPO / "experiments/shapes.py")
-
-
-def _common(c, steps=2):
-  c.train.update(steps=steps, batch_size=8, log_every_steps=1, eval_every_steps=0, progress=False)
-  c.ckpt.update(save_every_steps=0, async_save=False)
-  c.mesh.update(data=1, fsdp=1, tensor=1)
-  return c
 
 
 @pytest.fixture(scope="module")
@@ -29,23 +22,13 @@ def run_root(tmp_path_factory):
   import jax
   root = tmp_path_factory.mktemp("root")
   one = jax.devices()[:1]
-  tok = _common(load_config(SHAPES + ":tokenizer"))
-  tok.model.update(channels=(8, 16), latent_decoder_channels=(16, 8),
-                   preview_decoder_channels=(16, 8), norm_groups=4)
-  tok.eval.num_scenes = 0
-  train_and_evaluate(tok, root / "tokenizer", devices=one)
-  ar = _common(load_config(SHAPES + ":ar"))
+  train_and_evaluate(tiny_tokenizer(), root / "tokenizer", devices=one)
+  ar = quick(load_config(SHAPES + ":ar"))
   ar.data.image_tokenizer_dir = str(root / "tokenizer")
   ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
   ar.train.eval_batches = 0
   train_and_evaluate(ar, root / "ar", devices=one)
-  ren = _common(load_config(SHAPES + ":renderer"))
-  ren.data.image_tokenizer_dir = str(root / "tokenizer")
-  ren.model.update(embed_dim=32, depth=1, num_heads=2)
-  ren.optim.ema_decay = 0.9
-  ren.eval.num_scenes = 0
-  ren.sample.steps = 2
-  train_and_evaluate(ren, root / "renderer", devices=one)
+  train_and_evaluate(tiny_renderer(root / "tokenizer"), root / "renderer", devices=one)
   return root
 
 
@@ -86,7 +69,7 @@ def test_renderer_with_ar_text_states_trains_and_generates(run_root, tmp_path):
   from unified_mm.generate.stages import load_stages
   from unified_mm.tasks import make_task
   import jax
-  ren = _common(load_config(SHAPES + ":renderer_ar_text"))
+  ren = quick(load_config(SHAPES + ":renderer_ar_text"))
   ren.data.update(image_tokenizer_dir=str(run_root / "tokenizer"), ar_dir=str(run_root / "ar"))
   ren.model.update(embed_dim=32, depth=1, num_heads=2, ar_dim=32)
   ren.eval.num_scenes = 0

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from stage_factories import SHAPES, quick, tiny_renderer, tiny_tokenizer, tiny_tokenizer_model
 from unified_mm.config.loading import ConfigError, load_config
 from unified_mm.models.image_tokenizer.loader import LATENT_STATS_FILE, load_tokenizer
 from unified_mm.models.renderer.loader import load_renderer
@@ -22,16 +23,9 @@ from unified_mm.train.trainer import train_and_evaluate
 POOL, STEPS = 20, 3
 
 
-def _common(c, steps=2):
-  c.train.update(steps=steps, batch_size=8, log_every_steps=1, eval_every_steps=0, progress=False)
-  c.ckpt.update(save_every_steps=0, async_save=False)
-  return c
-
-
-def decoder_config(repo_root, root, **overrides):
-  c = _common(load_config(str(repo_root / "experiments/shapes.py:latent_decoder")), STEPS)
-  c.model.update(channels=(8, 16), latent_decoder_channels=(16, 8),
-                 preview_decoder_channels=(16, 8), norm_groups=4)
+def decoder_config(root, **overrides):
+  c = tiny_tokenizer_model(quick(load_config(SHAPES + ":latent_decoder"), STEPS))
+  c.mesh.data = -1  # sharded over all 8 devices
   c.data.update(renderer_dir=str(root / "renderer"), pool_size=POOL)
   c.eval.update(num_scenes=8)
   c.train.eval_every_steps = STEPS
@@ -41,23 +35,13 @@ def decoder_config(repo_root, root, **overrides):
 
 
 @pytest.fixture(scope="module")
-def root(repo_root, tmp_path_factory):
+def root(tmp_path_factory):
   """A tiny tokenizer, a tiny renderer trained on it, then the decoder stage on 8 devices."""
   root = tmp_path_factory.mktemp("root")
   one = jax.devices()[:1]
-  tok = _common(load_config(str(repo_root / "experiments/shapes.py:tokenizer")))
-  tok.model.update(channels=(8, 16), latent_decoder_channels=(16, 8),
-                   preview_decoder_channels=(16, 8), norm_groups=4)
-  tok.eval.num_scenes = 0
-  train_and_evaluate(tok, root / "tokenizer_base", devices=one)
-  ren = _common(load_config(str(repo_root / "experiments/shapes.py:renderer")))
-  ren.data.image_tokenizer_dir = str(root / "tokenizer_base")
-  ren.model.update(embed_dim=32, depth=1, num_heads=2)
-  ren.optim.ema_decay = 0.9
-  ren.eval.num_scenes = 0
-  ren.sample.steps = 2
-  train_and_evaluate(ren, root / "renderer", devices=one)
-  state = train_and_evaluate(decoder_config(repo_root, root), root / "tokenizer")
+  train_and_evaluate(tiny_tokenizer(), root / "tokenizer_base", devices=one)
+  train_and_evaluate(tiny_renderer(root / "tokenizer_base"), root / "renderer", devices=one)
+  state = train_and_evaluate(decoder_config(root), root / "tokenizer")
   assert len(state.params["latent_decoder.conv_out.kernel"].sharding.device_set) == 8
   return root
 
@@ -91,10 +75,10 @@ def test_evaluator_scores_the_renderer_path(root):
   assert list((root / "tokenizer/eval").glob("renderer_grid_*.png"))
 
 
-def test_pool_holds_the_renderers_samples_of_the_configured_scenes(repo_root, root):
+def test_pool_holds_the_renderers_samples_of_the_configured_scenes(root):
   with np.load(root / "tokenizer" / POOL_FILE) as f:
     latents, images = f["latent"], f["image"]
-  config = decoder_config(repo_root, root)
+  config = decoder_config(root)
   d = config.data
   _, expected_images = render_scenes(d.seed, range(POOL), 64, d.min_objects, d.max_objects)
   np.testing.assert_array_equal(images, expected_images)
@@ -110,19 +94,19 @@ def test_pool_holds_the_renderers_samples_of_the_configured_scenes(repo_root, ro
   np.testing.assert_allclose(latents, z, rtol=1e-4, atol=1e-4)
 
 
-def test_pool_is_reused_from_the_workdir_only_when_it_matches(repo_root, root, tmp_path):
+def test_pool_is_reused_from_the_workdir_only_when_it_matches(root, tmp_path):
   workdir = tmp_path / "dec"
-  task = LatentDecoderTask(decoder_config(repo_root, root))
+  task = LatentDecoderTask(decoder_config(root))
   task.bind_workdir(workdir)
   latents, images = task._pool()
   # Mark the cached copy: a second task must read the file, not sample again.
   with np.load(workdir / POOL_FILE) as f:
     key = str(f["key"])
   np.savez(workdir / POOL_FILE, key=key, latent=np.zeros_like(latents), image=images)
-  again = LatentDecoderTask(decoder_config(repo_root, root))
+  again = LatentDecoderTask(decoder_config(root))
   again.bind_workdir(workdir)
   assert not again._pool()[0].any()
-  other = LatentDecoderTask(decoder_config(repo_root, root, **{"data.pool_size": 10}))
+  other = LatentDecoderTask(decoder_config(root, **{"data.pool_size": 10}))
   other.bind_workdir(workdir)
   resampled = other._pool()[0]
   assert resampled.shape[0] == 10 and resampled.any()
@@ -150,8 +134,8 @@ def test_pool_stream_resumes_by_step_and_covers_each_epoch():
     ("ckpt.init_from", "", "ckpt.init_from"),
     ("optim.weight_decay", 0.1, "optim.weight_decay"),
 ])
-def test_bad_config_is_refused_naming_the_key(repo_root, tmp_path, key, value, named):
-  config = load_config(str(repo_root / "experiments/shapes.py:latent_decoder"))
+def test_bad_config_is_refused_naming_the_key(key, value, named):
+  config = load_config(SHAPES + ":latent_decoder")
   config.update_from_flattened_dict({key: value})
   with pytest.raises(ConfigError, match=named):
     LatentDecoderTask(config)

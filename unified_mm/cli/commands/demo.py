@@ -1,8 +1,10 @@
 """`umm demo --workdir ROOT [--scale S]`: the whole system on the shapes world.
 
-Trains the three stages into one run root (ROOT/tokenizer_base, whose latent
-decoder ROOT/tokenizer fine-tunes for crisp output, ROOT/ar, ROOT/renderer;
-each resumes if interrupted), then draws the built-in
+Trains the three stages into one run root, each resuming if interrupted:
+ROOT/tokenizer_base, whose latent decoder ROOT/tokenizer_crisp fine-tunes for
+crisp output; ROOT/ar and ROOT/renderer on its tokens and latents; then
+ROOT/tokenizer, that decoder fine-tuned on the renderer's own samples (what
+`umm generate` reads). Then it draws the built-in
 benchmark's prompts, scores the images with the scene analyzer and writes
 ROOT/demo/{grid.png, scores.json}. `--scale 0.1` shortens every stage ten-fold
 (a smoke run; images will be poor). `--config.<stage>.<key>=value` overrides
@@ -20,8 +22,8 @@ import sys
 HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then generate and score."
 
 # (variant of experiments/shapes.py, workdir under ROOT), in training order.
-STAGES = (("tokenizer", "tokenizer_base"), ("tokenizer_decoder", "tokenizer"), ("ar", "ar"),
-          ("renderer", "renderer"))
+STAGES = (("tokenizer", "tokenizer_base"), ("tokenizer_decoder", "tokenizer_crisp"), ("ar", "ar"),
+          ("renderer", "renderer"), ("latent_decoder", "tokenizer"))
 CATEGORIES = ("single", "colours", "two", "counting", "position")
 
 
@@ -41,8 +43,12 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
     linked = []
   elif stage == "tokenizer_decoder":
     linked = [f"ckpt.init_from={root / 'tokenizer_base'}"]
+  elif stage == "latent_decoder":
+    pool = max(int(config.train.batch_size), int(config.data.pool_size * scale))
+    linked = [f"ckpt.init_from={root / 'tokenizer_crisp'}", f"data.renderer_dir={root / 'renderer'}",
+              f"data.pool_size={pool}"]
   else:
-    linked = [f"data.image_tokenizer_dir={root / 'tokenizer'}"]
+    linked = [f"data.image_tokenizer_dir={root / 'tokenizer_crisp'}"]
   every = max(steps // 3, 1)
   return apply_overrides(config, [f"train.steps={steps}", f"ckpt.save_every_steps={every}",
                                   f"train.eval_every_steps={every}", *linked,
