@@ -57,10 +57,13 @@ class RenderedLatentPool(StepIndexedIterator):
                process_count: int, local_batch_size: int):
     super().__init__(process_index, process_count, local_batch_size)
     self.latents, self.images, self.seed = latents, images, seed
+    self._epoch, self._perm = -1, None
 
-  @functools.lru_cache(maxsize=2)
   def _order(self, epoch: int) -> np.ndarray:
-    return np.random.default_rng([self.seed, epoch]).permutation(len(self.latents))
+    if epoch != self._epoch:  # a step spans at most two epochs; rows come in order
+      self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(
+          len(self.latents))
+    return self._perm
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
     n = len(self.latents)
@@ -106,9 +109,16 @@ class LatentDecoderTask:
     """(frozen renderer, its RendererTask reading the source tokenizer's encoder)."""
     from unified_mm.models.renderer.loader import load_renderer  # noqa: PLC0415
     from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
-    model, config = load_renderer(self.config.data.renderer_dir)
+    model, config = load_renderer(self.config.data.renderer_dir, self.renderer_step)
     config.data.image_tokenizer_dir = str(self.config.ckpt.init_from)
     return model, RendererTask(config)
+
+  @functools.cached_property
+  def renderer_step(self) -> int:
+    """The renderer checkpoint the pool is sampled from: a later one invalidates the cache."""
+    from unified_mm.train.checkpoint import open_run  # noqa: PLC0415
+    with open_run(self.config.data.renderer_dir, what="complete renderer") as (_, step, _):
+      return int(step)
 
   def _denormalise(self, z: np.ndarray) -> np.ndarray:
     frontend = self.renderer[1].frontend
@@ -135,7 +145,8 @@ class LatentDecoderTask:
     d = self.config.data
     key = json.dumps({k: str(d[k]) for k in ("renderer_dir", "seed", "pool_size", "min_objects",
                                              "max_objects", "description_prob")}
-                     | {"init_from": str(self.config.ckpt.init_from)}, sort_keys=True)
+                     | {"init_from": str(self.config.ckpt.init_from),
+                        "renderer_step": self.renderer_step}, sort_keys=True)
     path = self.workdir / POOL_FILE if self.workdir is not None else None
     if path is not None and path.exists():
       with np.load(path) as f:
