@@ -8,7 +8,8 @@ from transformer_factories import TINY, like
 from flax import nnx
 
 from unified_mm.models.transformer import Transformer
-from unified_mm.models.transformer.attention import attention_mask, dot_product_attention
+from unified_mm.models.transformer.attention import (attention_mask, cached_attention,
+                                                     dot_product_attention)
 from unified_mm.models.transformer.flops import forward_flops_per_sequence
 from unified_mm.models.transformer.params import count_params, param_formula
 from unified_mm.models.transformer.rope import apply_rope, rope_tables
@@ -120,6 +121,9 @@ def test_chunked_causal_attention_is_exact():
   full = attend(q, kk, v, mask, causal_chunks=False)
   chunked = attend(q, kk, v, mask, causal_chunks=True)
   np.testing.assert_allclose(chunked, full, atol=1e-5)
+  # The decode path: the same keys/values as a heads-major cache, grouped (no repeat).
+  cached = jax.jit(cached_attention)(q, *(jnp.transpose(a, (0, 2, 1, 3)) for a in (kk, v)), mask)
+  np.testing.assert_allclose(cached, full, atol=1e-5)
 
 
 @pytest.mark.parametrize("seq_len", [32, 256])

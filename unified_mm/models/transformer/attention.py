@@ -14,7 +14,10 @@ from unified_mm.models.transformer.layers import RMSNorm, dense, fan_in_init, ma
 from unified_mm.models.transformer.rope import apply_rope
 from unified_mm.parallel.sharding import constrain
 
-CACHE_AXES = ("batch", "cache_length", "kv_heads", "head_dim")
+# Heads ahead of length, the layout the decode step's matmuls read directly:
+# a step then never copies the cache (a [B, S, K, H] cache was repeated for
+# GQA and transposed every step, which bounded decoding by memory copies).
+CACHE_AXES = ("batch", "kv_heads", "cache_length", "head_dim")
 
 
 def attention_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
@@ -70,6 +73,22 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Ar
   return jnp.transpose(out, (0, 2, 1, 3))  # [B, T, N, H]
 
 
+def cached_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+  """q [B,T,N,H] against a heads-major cache k/v [B,K,S,H], mask [B,T,S] -> [B,T,N,H].
+
+  Query head n reads kv head n // G (G = N/K), as in `dot_product_attention`,
+  but grouped: the (large) cache is used in place, only the (short) query
+  side is reshaped.
+  """
+  b, t, n, h = q.shape
+  kv_heads = k.shape[1]
+  q = q.reshape(b, t, kv_heads, n // kv_heads, h) * jnp.asarray(h ** -0.5, q.dtype)
+  logits = jnp.einsum("BTKGH,BKSH->BKGTS", q, k).astype(jnp.float32)
+  logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+  return jnp.einsum("BKGTS,BKSH->BTKGH", probs, v).reshape(b, t, n, h)
+
+
 class Attention(nnx.Module):
 
   def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, head_dim: int, *,
@@ -99,7 +118,7 @@ class Attention(nnx.Module):
   def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array,
                cache: dict | None = None, cache_index: jax.Array | None = None
                ) -> tuple[jax.Array, dict | None]:
-    """x [B,T,D] -> [B,T,D]. With `cache` ({k, v}: [B,S,K,H]) the new keys and
+    """x [B,T,D] -> [B,T,D]. With `cache` ({k, v}: [B,K,S,H]) the new keys and
     values are written at `cache_index` and attention runs over the whole cache."""
     x = x.astype(self.dtype)
     q = dense(x, self.wq[...].astype(self.dtype))  # [B, T, N, H]
@@ -108,14 +127,15 @@ class Attention(nnx.Module):
     if self.q_norm is not None:
       q, k = self.q_norm(q), self.k_norm(k)
     q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
-    new_cache = None
-    if cache is not None:
-      start = (0, cache_index, 0, 0)
-      k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start)
-      v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)
-      k = constrain(k, CACHE_AXES)
-      v = constrain(v, CACHE_AXES)
-      new_cache = {"k": k, "v": v}
-      k, v = k.astype(self.dtype), v.astype(self.dtype)
-    out = dot_product_attention(q, k, v, mask, causal_chunks=cache is None)  # [B, T, N, H]
-    return dense(out, self.wo[...].astype(self.dtype), in_dims=2), new_cache  # [B, T, D]
+    if cache is None:
+      out = dot_product_attention(q, k, v, mask, causal_chunks=True)  # [B, T, N, H]
+      return dense(out, self.wo[...].astype(self.dtype), in_dims=2), None  # [B, T, D]
+    start = (0, 0, cache_index, 0)
+    new_cache = {}
+    for name, new in (("k", k), ("v", v)):
+      new = jnp.transpose(new, (0, 2, 1, 3)).astype(cache[name].dtype)  # [B, K, T, H]
+      new_cache[name] = constrain(jax.lax.dynamic_update_slice(cache[name], new, start),
+                                  CACHE_AXES)
+    out = cached_attention(q, new_cache["k"].astype(self.dtype),
+                           new_cache["v"].astype(self.dtype), mask)  # [B, T, N, H]
+    return dense(out, self.wo[...].astype(self.dtype), in_dims=2), new_cache

@@ -62,9 +62,9 @@ class Transformer(nnx.Module):
   # -- cache ------------------------------------------------------------------
 
   def init_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> dict:
-    """An empty KV cache: per layer k, v [B, S, K, H]; segment ids [B, S]; write index."""
+    """An empty KV cache: per layer k, v [B, K, S, H]; segment ids [B, S]; write index."""
     s = max_len or self.max_len
-    shape = (batch_size, s, self.num_kv_heads, self.head_dim)
+    shape = (batch_size, self.num_kv_heads, s, self.head_dim)
     dtype = dtype or self.dtype
     return {
         "index": jnp.zeros((), jnp.int32),
