@@ -11,7 +11,8 @@ Data: `data.pool_size` scenes of `data.seed` (text: the full description with
 `data.description_prob`), their true visual tokens rendered once by the frozen
 renderer in `data.renderer_dir` with its own preset sampler (its `sample`
 config), cached in WORKDIR/renderer_latents.npz so a resumed run does not
-sample them again. Row r of the stream is pool entry perm_e[r mod N] for a
+sample them again (every process samples the same pool deterministically;
+process 0 writes the cache). Row r of the stream is pool entry perm_e[r mod N] for a
 seeded permutation per epoch e = r div N, so the iterator's state is its step.
 
 Model: the whole TokenizerAutoencoder, restored from `ckpt.init_from` (the
@@ -192,9 +193,9 @@ class LatentDecoderTask:
   def evaluators(self):
     """Held-out scenes sampled by the renderer once; each eval only decodes them."""
     if self._evaluators is None:
-      from unified_mm.eval.latent_decoder_eval import RenderedLatentEvaluator  # noqa: PLC0415
       e = self.config.eval
       if int(e.num_scenes):
+        from unified_mm.eval.latent_decoder_eval import RenderedLatentEvaluator  # noqa: PLC0415
         from unified_mm.eval.renderer_eval import RendererEvaluator  # noqa: PLC0415
         model, task = self.renderer
         held_out = RendererEvaluator(task, num_scenes=int(e.num_scenes), seed=int(e.seed),
