@@ -70,7 +70,7 @@ def _forward_last(model: Transformer, tokens: jax.Array) -> jax.Array:
 def bench_decode(model_config, *, image_tokens: int = 256, prompt_len: int = 32,
                  batch_size: int = 8, repeats: int = 3, probes: int = 6, seed: int = 0,
                  log=print) -> dict:
-  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(model_config).items()}
+  kwargs = dict(model_config)
   kwargs["max_len"] = max(int(kwargs.get("max_len", 0)), prompt_len + image_tokens)
   model = nnx.jit(lambda: Transformer(**kwargs, rngs=nnx.Rngs(seed)))()
   prompt = jax.random.randint(jax.random.key(seed), (batch_size, prompt_len), 0,

@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from unified_mm.eval.image_metrics import analyzer_roundtrip, palette_share, psnr_uint8
-from unified_mm.models.renderer.latents import to_uint8
+from unified_mm.models.image_tokenizer.layers import to_uint8
 
 
 @nnx.jit

@@ -18,7 +18,6 @@ the renderer to normalise z).
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Iterator
 
@@ -30,8 +29,7 @@ from PIL import Image
 
 from unified_mm.eval.image_metrics import analyzer_roundtrip, image_grid, palette_share, psnr_uint8
 from unified_mm.models.image_tokenizer.layers import to_uint8
-
-LATENT_STATS_FILE = "latent_stats.json"
+from unified_mm.models.image_tokenizer.loader import LatentStats
 
 
 def code_usage(ids: np.ndarray, codebook_size: int) -> tuple[float, float]:
@@ -100,6 +98,4 @@ class TokenizerEvaluator:
     index = len(list(grids.glob("grid_*.png")))  # continues the numbering after a resume
     Image.fromarray(image_grid([self.images[:k], latent[:k], code[:k]])).save(
         grids / f"grid_{index:04d}.png")
-    stats = {"mean": [float(v) for v in z_mean], "std": [float(v) for v in z_std],
-             "num_images": int(len(self.images))}
-    (self.out_dir / LATENT_STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+    LatentStats(z_mean, z_std).write(self.out_dir, num_images=int(len(self.images)))

@@ -86,13 +86,17 @@ def state_shardings(abstract_state, mesh, rules: Rules):
       is_leaf=lambda s: isinstance(s, PartitionSpec))
 
 
+def params_mesh(module: nnx.Module):
+  """The mesh an already placed model's params live on."""
+  return jax.tree.leaves(nnx.state(module, nnx.Param))[0].sharding.mesh
+
+
 @contextlib.contextmanager
-def on_own_mesh(module: nnx.Module) -> Iterator[None]:
-  """Calls into an already placed model under the mesh its params live on and no
+def on_mesh(mesh) -> Iterator[None]:
+  """Calls into an already placed model under its own mesh (`params_mesh`) and no
   logical rules. A frozen helper (another stage's tokenizer, renderer or
   transformer, replicated on its own devices) called from inside a training
   loop would otherwise be traced against the loop's mesh and rules, whose
   device set differs."""
-  mesh = jax.tree.leaves(nnx.state(module, nnx.Param))[0].sharding.mesh
   with jax.set_mesh(mesh), nnx.logical_axis_rules(()):
     yield

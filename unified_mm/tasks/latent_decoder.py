@@ -42,13 +42,12 @@ from unified_mm.config.loading import ConfigError
 from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
 from unified_mm.models.image_tokenizer.layers import as_signed_unit
-from unified_mm.models.image_tokenizer.loader import LATENT_STATS_FILE
-from unified_mm.tasks.tokenizer import IMAGE_AXES, edge_weights, psnr_from_mse, saturated_error
+from unified_mm.tasks.tokenizer import (IMAGE_AXES, pixel_weights, psnr_from_mse, saturated_error,
+                                        weighted_pixel_loss)
 
 log = logging.getLogger(__name__)
 
 POOL_FILE = "renderer_latents.npz"
-LATENT_AXES = ("batch", "height", "width", "channels")
 
 
 class RenderedLatentPool(StepIndexedIterator):
@@ -77,8 +76,8 @@ def decoder_loss(model: TokenizerAutoencoder, latents: jax.Array, images: jax.Ar
                  tip_weight: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
   target = as_signed_unit(images)
   err = saturated_error(model.decode_latent(latents), target)
-  weight = edge_weights(target, edge_weight, tip_weight) if edge_weight or tip_weight else 1.0
-  loss = (weight * (l1_weight * jnp.abs(err) + mse_weight * jnp.square(err))).mean()
+  loss = weighted_pixel_loss(err, pixel_weights(target, edge_weight, tip_weight), l1_weight,
+                             mse_weight)
   return loss, {"latent_l1": jnp.abs(err).mean(),
                 "latent_psnr": psnr_from_mse(jnp.square(err).mean())}
 
@@ -122,8 +121,7 @@ class LatentDecoderTask:
       return int(step)
 
   def _denormalise(self, z: np.ndarray) -> np.ndarray:
-    frontend = self.renderer[1].frontend
-    return np.asarray(z * np.asarray(frontend.std) + np.asarray(frontend.mean), np.float32)
+    return np.asarray(self.renderer[1].frontend.stats.denormalise(z), np.float32)
 
   def _sample_pool(self, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """(unnormalised renderer samples, images) of the pool's scenes, `chunk` at a time."""
@@ -165,13 +163,11 @@ class LatentDecoderTask:
 
   def _write_latent_stats(self) -> None:
     """The source tokenizer's statistics: the renderer's normalisation must not move."""
-    frontend = self.renderer[1].frontend
+    stats = self.renderer[1].frontend.stats
     if self.workdir is None or jax.process_index() != 0:
       return
     self.workdir.mkdir(parents=True, exist_ok=True)
-    (self.workdir / LATENT_STATS_FILE).write_text(json.dumps(
-        {"mean": np.asarray(frontend.mean).tolist(), "std": np.asarray(frontend.std).tolist(),
-         "source": str(self.config.ckpt.init_from)}, indent=1) + "\n")
+    stats.write(self.workdir, source=str(self.config.ckpt.init_from))
 
   def build_model(self, rngs: nnx.Rngs) -> TokenizerAutoencoder:
     return TokenizerAutoencoder(**self.config.model, rngs=rngs)
@@ -181,7 +177,7 @@ class LatentDecoderTask:
     return decoder_loss(model, batch["latent"], batch["image"], **self.loss_weights)
 
   def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
-    return {"latent": LATENT_AXES, "image": IMAGE_AXES}
+    return {"latent": IMAGE_AXES, "image": IMAGE_AXES}  # both [B, H, W, C] maps
 
   def make_data(self, process_index: int, process_count: int,
                 local_batch_size: int) -> RenderedLatentPool:

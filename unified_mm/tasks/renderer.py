@@ -85,12 +85,13 @@ def sample_latents(task: RendererTask, model, batch: dict[str, np.ndarray], *, s
   """[N, Hh, Ww, Cz] normalised latents the renderer samples for `batch`'s context
   (codes, text, plan), `batch_size` rows per call, key `seed + i` for chunk i."""
   from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
-  from unified_mm.parallel.sharding import on_own_mesh  # noqa: PLC0415
+  from unified_mm.parallel.sharding import on_mesh, params_mesh  # noqa: PLC0415
+  mesh = params_mesh(model)
   n = len(batch["codes"])
   zs = []
   for i, start in enumerate(range(0, n, batch_size)):
     rows = {k: v[start:start + batch_size] for k, v in batch.items()}
-    with on_own_mesh(model):
+    with on_mesh(mesh):
       z = render_latents(model, jax.random.key(seed + i), **sample, **task.context_inputs(rows))
     zs.append(np.asarray(jax.device_get(z)))
   return np.concatenate(zs)

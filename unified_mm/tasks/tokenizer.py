@@ -95,6 +95,16 @@ def edge_weights(target: jax.Array, edge_weight: float, tip_weight: float = 0.0,
   return 1.0 + edge_weight * (count >= 1) + tip_weight * (count >= 3)
 
 
+def pixel_weights(target: jax.Array, edge_weight: float, tip_weight: float):
+  """`edge_weights`, or 1 when neither weight is set."""
+  return edge_weights(target, edge_weight, tip_weight) if edge_weight or tip_weight else 1.0
+
+
+def weighted_pixel_loss(err: jax.Array, weight, l1_weight: float, mse_weight: float) -> jax.Array:
+  """mean weight * (l1_weight |err| + mse_weight err^2)."""
+  return (weight * (l1_weight * jnp.abs(err) + mse_weight * jnp.square(err))).mean()
+
+
 def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_weight: float,
                         mse_weight: float, code_weight: float, latent_reg_weight: float,
                         edge_weight: float = 0.0, tip_weight: float = 0.0,
@@ -103,17 +113,15 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
   out = model(images, latent_noise, rng, freeze_encoder)
   target = as_signed_unit(images)  # [B, H, W, 3]
-  weight = edge_weights(target, edge_weight, tip_weight) if edge_weight or tip_weight else 1.0
+  weight = pixel_weights(target, edge_weight, tip_weight)
   err_latent = saturated_error(out["latent_recon"], target)
   err_code = saturated_error(out["code_recon"], target)
   l1_latent, mse_latent = jnp.abs(err_latent).mean(), jnp.square(err_latent).mean()
   l1_code, mse_code = jnp.abs(err_code).mean(), jnp.square(err_code).mean()
-
-  def weighted(err):
-    return (weight * (l1_weight * jnp.abs(err) + mse_weight * jnp.square(err))).mean()
-
   z_ms = jnp.square(out["z"]).mean()
-  loss = weighted(err_latent) + code_weight * weighted(err_code) + latent_reg_weight * z_ms
+  loss = (weighted_pixel_loss(err_latent, weight, l1_weight, mse_weight)
+          + code_weight * weighted_pixel_loss(err_code, weight, l1_weight, mse_weight)
+          + latent_reg_weight * z_ms)
   metrics = {
       "latent_l1": l1_latent, "latent_psnr": psnr_from_mse(mse_latent),
       "code_l1": l1_code, "code_psnr": psnr_from_mse(mse_code),

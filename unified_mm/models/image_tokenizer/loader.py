@@ -41,6 +41,11 @@ class LatentStats:
   def denormalise(self, z):
     return z * self.std + self.mean
 
+  def write(self, workdir: str | pathlib.Path, **extra) -> None:
+    """WORKDIR/latent_stats.json, what `latent_stats` reads back (+ `extra` keys)."""
+    stats = {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], **extra}
+    (pathlib.Path(workdir) / LATENT_STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+
 
 def _saved_model_config(saved: dict) -> tuple[dict, tuple]:
   """Model kwargs and rules from a saved config; JSON lists become tuples."""

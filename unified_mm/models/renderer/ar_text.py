@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from flax import nnx
 
-from unified_mm.parallel.sharding import on_own_mesh
+from unified_mm.parallel.sharding import on_mesh, params_mesh
 
 
 class ArTextEncoder:
@@ -23,6 +23,7 @@ class ArTextEncoder:
     self.text_len = text_len
     self.dim = int(ar_stage.model.d_model)
     self._hidden = nnx.jit(lambda m, t, p, s: m.hidden_states(t, p, s))
+    self._mesh = params_mesh(ar_stage.model)
 
   def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(states float32 [B, L, D_ar], mask bool [B, L]); L = text_len, right-padded."""
@@ -34,6 +35,6 @@ class ArTextEncoder:
       tokens[i, :len(ids)] = ids
       mask[i, :len(ids)] = True
     positions = np.broadcast_to(np.arange(self.text_len, dtype=np.int32), tokens.shape)
-    with on_own_mesh(self.ar.model):
+    with on_mesh(self._mesh):
       states = self._hidden(self.ar.model, tokens, positions, mask.astype(np.int32))
     return np.asarray(states, np.float32), mask

@@ -21,11 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from unified_mm.parallel.sharding import on_own_mesh
-
-
-def to_uint8(x):
-  return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+from unified_mm.models.image_tokenizer.layers import to_uint8
+from unified_mm.parallel.sharding import on_mesh, params_mesh
 
 
 class TrainedFrontend:
@@ -34,9 +31,10 @@ class TrainedFrontend:
   def __init__(self, workdir: str | pathlib.Path, devices=None):
     from unified_mm.models.image_tokenizer.loader import load_tokenizer  # noqa: PLC0415
     self.workdir = pathlib.Path(workdir)
-    self.model, stats = load_tokenizer(self.workdir, devices=devices)
-    self.mean = jnp.asarray(stats.mean, jnp.float32)
-    self.std = jnp.asarray(stats.std, jnp.float32)
+    self.model, self.stats = load_tokenizer(self.workdir, devices=devices)
+    self.mean = jnp.asarray(self.stats.mean, jnp.float32)
+    self.std = jnp.asarray(self.stats.std, jnp.float32)
+    self._mesh = params_mesh(self.model)
     self.latent_size = self.model.latent_grid[0]
     self.latent_channels = self.model.latent_channels
     self.code_grid = self.model.code_grid[0]
@@ -54,21 +52,21 @@ class TrainedFrontend:
         m.encode_latent(to_uint8(m.decode_codes(ids))) - mean) / std)
 
   def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with on_own_mesh(self.model):
+    with on_mesh(self._mesh):
       z, ids = self._encode(self.model, jnp.asarray(images), self.mean, self.std)
     return np.asarray(z, np.float32), np.asarray(ids, np.int32)
 
   def decode_latent(self, z) -> np.ndarray:
-    with on_own_mesh(self.model):
+    with on_mesh(self._mesh):
       return np.asarray(self._decode_latent(self.model, jnp.asarray(z), self.mean, self.std))
 
   def decode_codes(self, ids) -> np.ndarray:
-    with on_own_mesh(self.model):
+    with on_mesh(self._mesh):
       return np.asarray(self._decode_codes(self.model, jnp.asarray(ids, jnp.int32)))
 
   def plan_latent(self, ids) -> np.ndarray:
     """[B, Hh, Ww, Cz] normalised latent of the preview decode of `ids` (the renderer's plan)."""
-    with on_own_mesh(self.model):
+    with on_mesh(self._mesh):
       return np.asarray(self._plan(self.model, jnp.asarray(ids, jnp.int32), self.mean, self.std))
 
 
