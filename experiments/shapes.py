@@ -79,12 +79,11 @@ def ar_config():
       umm train --config experiments/shapes.py:ar --workdir runs/shapes/ar \
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer_crisp
 
-  Budget: 1,200 steps of 16 x 640 tokens (images are 256 codes), d256 x 4
-  layers (3.9M params): about 50 minutes alone on 2 cores (2.5 s/step).
-  Measured (docs/ar.md): continued from the 64-code transformer for 2,400
-  steps, then 1,500 more with more caption documents (lr 5e-4): held-out
-  image-code loss 0.76, text loss 0.57, `umm caption` 18 / 20 on fresh
-  single/two-object scenes (78-87% on 100 held-out ones).
+  Budget: 1,500 steps of 16 x 640 tokens (images are 256 codes), d256 x 4
+  layers (3.9M params): about 63 minutes alone on 2 cores (2.5 s/step).
+  Captioning is what this stage learns last: half the documents are
+  image -> caption, and the loss weighs a text target 5x an image code (a
+  caption is ~15 tokens against 256 codes). Measured runs: docs/ar.md.
   """
   import ml_collections  # noqa: PLC0415
 
@@ -95,17 +94,19 @@ def ar_config():
   # 640: an edit document holds two 256-code images; two caption documents share a row.
   c.data = default_data_config(seq_len=640, max_objects=4, caption_dropout=0.1,
                                loss_on_prompt=False, edit_turns=1)
+  c.data.doc_ratios.update(caption_to_image=0.35, image_to_caption=0.5, edit=0.15)
   c.data.image_tokenizer_dir = ""  # "": stand-in codes (smoke tests without stage 1)
   c.model = ml_collections.ConfigDict(dict(
       vocab_size=1536, d_model=256, num_layers=4, num_heads=8, num_kv_heads=4, head_dim=32,
       mlp_dim=768, max_len=640, rope_theta=10_000.0, qk_norm=True, tie_embeddings=False,
       norm_eps=1e-5, dtype="float32", param_dtype="float32", remat="none"))
-  c.loss = ml_collections.ConfigDict(dict(z_loss=1e-4))
+  c.loss = ml_collections.ConfigDict(dict(
+      z_loss=1e-4, modality_weights=dict(text=5.0, image=1.0, special=1.0)))
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
-  c.train.update(steps=1200, batch_size=16, log_every_steps=50, eval_every_steps=400,
+  c.train.update(steps=1500, batch_size=16, log_every_steps=50, eval_every_steps=300,
                  eval_batches=4)
   c.optim.update(lr=1e-3, warmup_steps=100, weight_decay=0.05)
-  c.ckpt.update(save_every_steps=400)
+  c.ckpt.update(save_every_steps=300)
   return c
 
 
@@ -120,8 +121,9 @@ def renderer_config():
   refiner) and its text (own text embedding; the full description half of the
   time), context dropped 10% of the time for CFG, trained on random chunk
   layouts K in {1, 2, 4}; the flow runs on the residual from the plan.
-  Budget: 1,500 steps of 32 scenes, d128 x 4 blocks + refiner (2.2M params),
-  ~26 min with another training on the 2 cores (1.0 s/step). Measured after
+  Budget: 2,000 steps of 32 scenes (the measured run's 1,200 + 800 in one),
+  d128 x 4 blocks + refiner (2.2M params), ~33 min with another training on
+  the 2 cores (1.0 s/step). Measured after
   1,200 steps on the /4-code tokenizer (docs/renderer.md, 500 held-out
   scenes, TRUE tokens, Heun 8 from t = 0.5): analyzer round-trip 0.888,
   palette share 0.973, PSNR 33.0 dB; continued 800 steps (fresh AdamW, lr
@@ -153,7 +155,7 @@ def renderer_config():
                                             shift=1.0, start=0.5))
   c.eval = ml_collections.ConfigDict(dict(seed=10_007, num_scenes=100, max_objects=4,
                                           batch_size=100, description_prob=1.0))
-  c.train.update(steps=1500, batch_size=32, log_every_steps=50, eval_every_steps=500)
+  c.train.update(steps=2000, batch_size=32, log_every_steps=50, eval_every_steps=500)
   c.optim.update(lr=1e-3, warmup_steps=100, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99,
                  ema_decay=0.995)
   c.ckpt.update(save_every_steps=500)

@@ -51,3 +51,14 @@ def test_loss_falls(config, tmp_path):
   assert len(losses) >= 4
   assert losses[-1] < losses[0] - 1.0, losses
   assert "train/image/loss" in rows[-1] and "train/text/loss" in rows[-1]
+
+
+@pytest.mark.parametrize("override, key", [
+    ("loss.modality_weights.txt=2.0", "loss.modality_weights.txt"),
+    ("loss.modality_weights.text=-1.0", "loss.modality_weights.text"),
+])
+def test_bad_modality_weight_names_the_key(override, key):
+  from unified_mm.config.loading import ConfigError  # noqa: PLC0415
+  with pytest.raises(ConfigError) as err:
+    make_task(load_config("experiments/shapes.py:ar", [*TINY, override]))
+  assert key.split(".")[-1] in str(err.value)

@@ -41,3 +41,16 @@ def test_z_loss_penalises_the_log_partition_only():
   assert float(m1["z_loss"]) == pytest.approx(9.0, rel=1e-4)  # log Z = 3 on every token
   assert float(with_z - base) == pytest.approx(1e-2 * 9.0, rel=1e-4)
   assert float(m0["ce"]) == pytest.approx(float(m1["ce"]))
+
+
+def test_modality_weights_reweight_the_training_loss_not_the_metrics():
+  logits, targets, mask, modality = _batch()
+  ce = -np.log([0.7, 0.8, 0.25])
+  loss, m = lm_loss(logits, targets, mask, modality, modality_weights={"text": 4.0})
+  assert float(loss) == pytest.approx((4 * ce[0] + ce[1] + ce[2]) / 6, rel=1e-5)
+  assert float(m["ce"]) == pytest.approx(ce.mean(), rel=1e-5)  # reported unweighted
+  unit, _ = lm_loss(logits, targets, mask, modality, modality_weights={"text": 1.0})
+  assert float(unit) == pytest.approx(ce.mean(), rel=1e-5)
+  # A zero weight drops that modality from the objective entirely.
+  no_image, _ = lm_loss(logits, targets, mask, modality, modality_weights={"image": 0.0})
+  assert float(no_image) == pytest.approx(ce[0], rel=1e-5)
