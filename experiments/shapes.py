@@ -80,12 +80,12 @@ def ar_config():
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer_crisp
 
   Budget: 1,500 steps of 16 x 640 tokens (images are 256 codes), d256 x 4
-  layers (3.9M params): about 63 minutes alone on 2 cores (2.5 s/step).
+  layers (3.9M params): about 48 minutes alone on 2 cores (1.9 s/step).
   Captioning is what this stage learns last: half the documents are
   image -> caption, and the loss weighs a text target 5x an image code (a
   caption is ~15 tokens against 256 codes). Measured from scratch on a clean
   checkout (docs/ar.md "session 6"): `umm caption` 14 / 20 at step 1,500;
-  extended by resuming with --config.train.steps=2700 (~46 min more):
+  extended by resuming with --config.train.steps=2700 (38 min more):
   17 / 20 at 1,800, 19 / 20 at 2,700.
   """
   import ml_collections  # noqa: PLC0415
