@@ -51,15 +51,13 @@ def lm_loss(logits: jax.Array, targets: jax.Array, loss_mask: jax.Array,
   count = jnp.maximum(mask.sum(), 1.0)
   ce_mean = (ce * mask).sum() / count
   z_mean = (jnp.square(log_z) * mask).sum() / count
-  if modality_weights and any(float(w) != 1.0 for w in modality_weights.values()):
-    if modality is None:
-      raise ValueError("modality_weights needs the per-token modality")
-    weight = mask
-    for name, w in modality_weights.items():
+  weight = mask  # the training mean: the mask, scaled per target modality
+  for name, w in (modality_weights or {}).items():
+    if float(w) != 1.0:
+      if modality is None:
+        raise ValueError("modality_weights needs the per-token modality")
       weight = weight * jnp.where(modality == MODALITIES[name], float(w), 1.0)
-    train_ce = (ce * weight).sum() / jnp.maximum(weight.sum(), 1e-6)
-  else:
-    train_ce = ce_mean
+  train_ce = ce_mean if weight is mask else (ce * weight).sum() / jnp.maximum(weight.sum(), 1e-6)
   loss = train_ce + z_loss * z_mean
   metrics = {
       "loss": loss,
