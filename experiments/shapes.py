@@ -80,15 +80,13 @@ def ar_config():
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer_crisp
 
   Budget: 2,700 steps of 16 x 640 tokens (images are 256 codes), d256 x 4
-  layers (3.9M params): about 85 minutes alone on 2 cores (1.9 s/step).
+  layers (3.9M params): about 90 minutes alone on 2 cores (~2 s/step).
   Captioning is what this stage learns last: half the documents are
   image -> caption, and the loss weighs a text target 5x an image code (a
-  caption is ~15 tokens against 256 codes). Measured from scratch on a clean
-  checkout (docs/ar.md "session 6"): with 1,500 steps `umm caption` gave
-  14 / 20, below the 80% bar; resumed to 2,700 steps, 17 / 20 at 1,800 and
-  19 / 20 at 2,700. Hence 2,700 steps in one schedule, measured inside
-  `./scripts/demo` from a clean checkout (docs/ar.md "session 7"): caption
-  match 0.84 at 1,800 and 0.94 at 2,700; `umm caption` 20 / 20.
+  caption is ~15 tokens against 256 codes); at 1,500 steps `umm caption`
+  was still below the 80% bar (14 / 20). Measured inside `./scripts/demo`
+  from a clean checkout (docs/ar.md "session 7"): caption match 0.84 at
+  1,800 and 0.94 at 2,700; `umm caption` 20 / 20.
   """
   import ml_collections  # noqa: PLC0415
 
