@@ -19,6 +19,10 @@ line as `--config.data.<key>=...`):
                     caption (the unconditional document classifier-free
                     guidance needs)
   loss_on_prompt    False: no loss on the conditioning part of a document
+  layout_bins       coordinate bins per image side of the written plan (layout.py);
+                    0: no plans, the vocabulary has no coordinate tokens
+  layout_prob       probability that a caption->image document of a record with
+                    boxes is planned (caption, layout, then codes); the rest stay plain
   edit_turns        edits chained in one multi-turn edit document
   max_objects       shapes world: objects per scene are 1..max_objects
   num_records       shapes world: 0 for endless, N for a finite world of N scenes
@@ -53,6 +57,8 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
       doc_ratios=dict(caption_to_image=0.5, image_to_caption=0.3, edit=0.2),
       caption_dropout=0.1,
       loss_on_prompt=True,
+      layout_bins=0,
+      layout_prob=0.5,
       edit_turns=1,
       max_objects=4,
       num_records=0,
@@ -86,11 +92,13 @@ def validate_data_config(data: ml_collections.ConfigDict, check_source: bool = T
     fail("doc_ratios", f"unknown document kinds {sorted(unknown)}; expected {DOC_KINDS}")
   if any(v < 0 for v in data.doc_ratios.values()) or sum(data.doc_ratios.values()) <= 0:
     fail("doc_ratios", "weights must be >= 0 and not all 0")
-  if not 0.0 <= data.caption_dropout <= 1.0:
-    fail("caption_dropout", "a probability in [0, 1]")
+  for key in ("caption_dropout", "layout_prob"):
+    if not 0.0 <= data[key] <= 1.0:
+      fail(key, "a probability in [0, 1]")
   for key in ("seq_len", "image_size", "num_bins_factor", "max_caption_chars"):
     if data[key] <= 0:
       fail(key, "must be > 0")
-  for key in ("num_workers", "read_threads", "num_epochs", "edit_turns", "num_records"):
+  for key in ("num_workers", "read_threads", "num_epochs", "edit_turns", "num_records",
+              "layout_bins"):
     if data[key] < 0:
       fail(key, "must be >= 0")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_mm.data import sequences
+from unified_mm.data import layout, sequences
 from unified_mm.data.bad_records import BadRecord, counts_vector
 from unified_mm.data.config import DOC_KINDS
 from unified_mm.data.decode import decode_image
@@ -45,6 +45,10 @@ class RecordToDocument:
   max_caption_chars: int = 1000
   stream: int = 0
   code_grid: tuple[int, ...] | None = None  # None: probed with one codes_fn call when needed
+  # A caption->image document of a record with "boxes" is planned (writes the
+  # layout before the codes) with probability layout_prob; 0 bins: never.
+  layout_bins: int = 0
+  layout_prob: float = 0.0
 
   def __call__(self, index: int, record: dict[str, Any]) -> dict[str, np.ndarray]:
     try:
@@ -103,6 +107,17 @@ class RecordToDocument:
     images = np.stack([decode_image(p["image"], self.image_size, self.resize) for p in parts])
     return [np.zeros(self._grid(), np.int32)] * len(parts), images
 
+  def _layout(self, rng: np.random.Generator, record: dict[str, Any]) -> np.ndarray | None:
+    """The record's plan ids (BOL ... EOL), or None for a plain document."""
+    # No draw at all without layouts, so layout-free configs keep their documents.
+    if not (self.layout_bins and record.get("boxes")) or rng.random() >= self.layout_prob:
+      return None
+    try:
+      objects = layout.objects_from_boxes(record["boxes"], self.layout_bins)
+      return layout.layout_ids(self.vocab, self.tokenizer, objects)
+    except (KeyError, TypeError, ValueError) as e:
+      raise BadRecord("bad_record", f"boxes: {e}") from e
+
   def _kind(self, rng: np.random.Generator, has_edits: bool) -> str:
     kinds = [k for k in DOC_KINDS if has_edits or k != "edit"]
     w = np.array([max(float(self.doc_ratios.get(k, 0.0)), 0.0) for k in kinds])
@@ -133,8 +148,9 @@ class RecordToDocument:
       parts = sequences.image_to_caption(self.vocab, text, codes[0])
     else:
       text = None if rng.random() < self.caption_dropout else caption
+      layout = self._layout(rng, record)
       codes, images = self._codes([record])
-      parts = sequences.caption_to_image(self.vocab, text, codes[0])
+      parts = sequences.caption_to_image(self.vocab, text, codes[0], layout)
     example = sequences.to_example(self.vocab, parts, self.loss_on_prompt)
     if len(example["tokens"]) > self.seq_len:
       raise BadRecord("too_long", f"{kind} document of {len(example['tokens']) + 1} ids")

@@ -8,6 +8,8 @@ A record is the dict every source yields:
   edits     optional list of {"instruction": str, "image": ..., "codes": ...},
             or a zero-argument callable returning it, for sources that build
             edits only when a document uses them (read it with `edits_of`)
+  boxes     optional grounded layout: [{"label": str, "box": [x0, y0, x1, y1]}], corners
+            as fractions of the image side, x1/y1 exclusive (data/layout.py)
   meta      optional JSON string (the shapes scene graph, a URL, ...)
 
 Layout: b"UMR1", a little-endian u32 header length, a JSON header, then the
@@ -28,7 +30,7 @@ from unified_mm.data.bad_records import BadRecord
 
 MAGIC = b"UMR1"
 _BLOB_KEYS = ("image", "codes")
-_TEXT_KEYS = ("caption", "description", "meta", "error")
+_TEXT_KEYS = ("caption", "description", "boxes", "meta", "error")  # JSON values
 
 
 def _blob(value) -> tuple[dict[str, Any], bytes]:

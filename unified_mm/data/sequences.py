@@ -3,6 +3,7 @@
 Layouts (text = SentencePiece ids, codes = image-code ids):
 
   caption_to_image   BOS text BOI codes EOI EOS
+  planned            BOS text BOL layout EOL BOI codes EOI EOS   (layout.py: the plan)
   unconditional      BOS BOI codes EOI EOS          (caption dropped, for CFG)
   image_to_caption   BOS BOI codes EOI text EOS
   edit (n turns)     BOS BOI codes0 EOI text1 SEP BOI codes1 EOI ... text_n SEP BOI codes_n EOI EOS
@@ -35,10 +36,13 @@ def _image(vocab: Vocab, codes: np.ndarray, answer: bool) -> list[Part]:
   return [(_ids(vocab.boi), answer), (flat, answer), (_ids(vocab.eoi), answer)]
 
 
-def caption_to_image(vocab: Vocab, text: np.ndarray | None, codes: np.ndarray) -> list[Part]:
-  """`text=None` gives the unconditional document."""
+def caption_to_image(vocab: Vocab, text: np.ndarray | None, codes: np.ndarray,
+                     layout: np.ndarray | None = None) -> list[Part]:
+  """`text=None` gives the unconditional document; `layout` (BOL ... EOL ids,
+  layout.layout_ids) the planned one, where the plan is part of the answer."""
   prompt = [] if text is None else [(np.asarray(text, np.int32), False)]
-  return [(_ids(vocab.bos), False), *prompt, *_image(vocab, codes, True),
+  plan = [] if layout is None else [(np.asarray(layout, np.int32), True)]
+  return [(_ids(vocab.bos), False), *prompt, *plan, *_image(vocab, codes, True),
           (_ids(vocab.eos), True)]
 
 

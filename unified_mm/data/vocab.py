@@ -2,7 +2,8 @@
 
     [0, text_size)                         SentencePiece text ids
     [text_size, text_size + image_codes)   image-code ids (FSQ codes + offset)
-    then the special tokens, then padding up to a multiple of `pad_to`
+    then the special tokens, then `layout_bins` coordinate tokens (a layout's
+    box corners, Pix2Seq-style bins), then padding up to a multiple of `pad_to`
 
 Text ids come first so a SentencePiece model can be swapped without moving
 the image range; specials last so their ids never collide with either.
@@ -14,10 +15,12 @@ import dataclasses
 
 import numpy as np
 
-SPECIALS = ("pad", "bos", "eos", "boi", "eoi", "sep")
+# bol/eol open and close a layout (the written plan); `box` ends an object's
+# label and precedes its four coordinates (see layout.py).
+SPECIALS = ("pad", "bos", "eos", "boi", "eoi", "sep", "bol", "eol", "box")
 
 # Modality ids carried next to every token, for per-modality loss/metrics.
-TEXT, IMAGE, SPECIAL = 0, 1, 2
+TEXT, IMAGE, SPECIAL, LAYOUT = 0, 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Vocab:
   text_size: int
   image_codes: int
   pad_to: int = 128
+  layout_bins: int = 0
 
   @property
   def image_offset(self) -> int:
@@ -43,10 +47,22 @@ class Vocab:
   boi = property(lambda self: self.special("boi"))
   eoi = property(lambda self: self.special("eoi"))
   sep = property(lambda self: self.special("sep"))
+  bol = property(lambda self: self.special("bol"))
+  eol = property(lambda self: self.special("eol"))
+  box = property(lambda self: self.special("box"))
+
+  @property
+  def coord_offset(self) -> int:
+    return self.special_offset + len(SPECIALS)
+
+  @property
+  def coord_range(self) -> tuple[int, int]:
+    """[start, stop) of coordinate ids (empty when layout_bins is 0)."""
+    return self.coord_offset, self.coord_offset + self.layout_bins
 
   @property
   def size(self) -> int:
-    n = self.special_offset + len(SPECIALS)
+    n = self.coord_offset + self.layout_bins
     return -(-n // self.pad_to) * self.pad_to
 
   @property
@@ -62,5 +78,5 @@ class Vocab:
 
   def modality(self, ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids)
-    return np.where(ids < self.text_size, TEXT,
-                    np.where(ids < self.special_offset, IMAGE, SPECIAL)).astype(np.int32)
+    return np.select([ids < self.text_size, ids < self.special_offset, ids < self.coord_offset],
+                     [TEXT, IMAGE, SPECIAL], LAYOUT).astype(np.int32)

@@ -39,7 +39,8 @@ class ARTask(TransformerTask):
     data = config.data
     self.tokenizer = load_or_train_tokenizer(data)
     self.codes_fn, num_codes = make_codes_fn(data)
-    self.vocab = Vocab(int(data.text_vocab_size), int(num_codes))
+    self.vocab = Vocab(int(data.text_vocab_size), int(num_codes),
+                       layout_bins=int(data.get("layout_bins", 0)))
     if self.vocab.size > config.model.vocab_size:
       raise ConfigError(
           f"model.vocab_size={config.model.vocab_size}: smaller than the data vocabulary "

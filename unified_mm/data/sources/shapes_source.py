@@ -20,6 +20,7 @@ import numpy as np
 
 from unified_mm.data.record_codec import edits_of
 from unified_mm.data.shapes import captions, vocab
+from unified_mm.data.shapes.grounding import scene_boxes
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import scene_for_index
 
@@ -28,7 +29,10 @@ ENDLESS = 2 ** 40
 
 
 class ShapesSource:
-  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "description", "meta", "edits"}.
+  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "boxes", "description", "meta",
+  "edits"}.
+
+  "boxes" is the scene's grounded layout (grounding.py), caption-mentioned objects first.
 
   "edits" is a zero-argument callable (see `record_codec.edits_of`).
   """
@@ -52,7 +56,8 @@ class ShapesSource:
     scene = scene_for_index(self.seed, index, resolution=self.resolution,
                             min_objects=self.min_objects, max_objects=self.max_objects)
     rng = np.random.default_rng([self.seed, index, 1])
-    record = {"image": render(scene), "caption": captions.caption(scene, rng),
+    text, spec = captions.describe(scene, rng)
+    record = {"image": render(scene), "caption": text, "boxes": scene_boxes(scene, spec),
               "description": captions.caption(scene, np.random.default_rng([self.seed, index, 3]),
                                               style="full"),
               "meta": json.dumps({"scene": scene.to_dict(), "index": index})}

@@ -16,9 +16,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from unified_mm.data.vocab import IMAGE, SPECIAL, TEXT
+from unified_mm.data.vocab import IMAGE, LAYOUT, SPECIAL, TEXT
 
-MODALITIES = {"text": TEXT, "image": IMAGE, "special": SPECIAL}
+MODALITIES = {"text": TEXT, "image": IMAGE, "special": SPECIAL, "layout": LAYOUT}
 
 
 def token_losses(logits: jax.Array, targets: jax.Array

@@ -1,0 +1,103 @@
+"""The written plan: layout -> ids -> layout is exact; records with and without boxes
+both make valid documents; malformed plans and boxes are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unified_mm.data import layout, sequences
+from unified_mm.data.documents import RecordToDocument
+from unified_mm.data.shapes.grounding import scene_boxes
+from unified_mm.data.shapes.scene import sample_scene
+from unified_mm.data.sources.shapes_source import ShapesSource
+from unified_mm.data.vocab import LAYOUT, Vocab
+
+BINS = 16
+
+
+@pytest.fixture(scope="module")
+def lvocab(tokenizer, codes_fn):
+  return Vocab(text_size=tokenizer.vocab_size, image_codes=codes_fn.num_codes, layout_bins=BINS)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_layout_round_trip_is_exact(lvocab, tokenizer, seed):
+  scene = sample_scene(seed, max_objects=12)
+  objects = layout.objects_from_boxes(scene_boxes(scene), BINS)
+  ids = layout.layout_ids(lvocab, tokenizer, objects)
+  assert ids[0] == lvocab.bol and ids[-1] == lvocab.eol
+  assert layout.parse_layout(lvocab, tokenizer, ids) == objects
+  # The bins cover the true pixel box: quantisation never moves a box off its object.
+  for o, obj in zip(objects, sorted(scene.objects, key=lambda o: (o.cy, o.cx))):
+    x0, y0, x1, y1 = o.pixel_box(BINS, scene.resolution)
+    assert x0 <= obj.box[0] and y0 <= obj.box[1] and x1 >= obj.box[2] and y1 >= obj.box[3]
+
+
+def test_mentioned_objects_come_first():
+  source = ShapesSource(seed=3, max_objects=4)
+  from unified_mm.data.shapes.captions import parse_caption
+  for i in range(30):
+    record = source[i]
+    spec = parse_caption(record["caption"])
+    first = record["boxes"][0]["label"].split()
+    assert spec.items[0].kind == first[2]
+    assert spec.items[0].colour in (None, first[1])
+
+
+@pytest.mark.parametrize("bad", [
+    lambda v, c: [v.bol, 5, v.box, c, c, c, c],                 # not closed
+    lambda v, c: [v.bol, v.box, c, c, c, c, v.eol],             # no label
+    lambda v, c: [v.bol, 5, c, c, c, c, v.eol],                 # no BOX
+    lambda v, c: [v.bol, 5, v.box, c + 3, c, c + 1, c, v.eol],  # x1 < x0
+    lambda v, c: [v.bol, 5, v.box, c, c, 7, c, v.eol],          # text where a coordinate goes
+])
+def test_malformed_layouts_are_refused(lvocab, tokenizer, bad):
+  with pytest.raises(ValueError):
+    layout.parse_layout(lvocab, tokenizer, bad(lvocab, lvocab.coord_offset))
+
+
+def test_box_outside_the_image_is_refused():
+  with pytest.raises(ValueError, match="outside"):
+    layout.quantise_box([0.5, 0.5, 1.2, 0.9], BINS)
+
+
+def _document(lvocab, tokenizer, codes_fn, record, layout_prob):
+  make = RecordToDocument(vocab=lvocab, tokenizer=tokenizer, codes_fn=codes_fn, seed=0,
+                          seq_len=512, image_size=64, caption_dropout=0.0,
+                          layout_bins=BINS, layout_prob=layout_prob)
+  return make(0, record)
+
+
+def test_records_with_and_without_boxes_make_valid_documents(lvocab, tokenizer, codes_fn):
+  record = ShapesSource(seed=0, max_objects=4)[0]
+  planned = _document(lvocab, tokenizer, codes_fn, record, 1.0)
+  plain = _document(lvocab, tokenizer, codes_fn, {k: v for k, v in record.items() if k != "boxes"},
+                    1.0)
+  assert planned["counts"][0] == 1 and plain["counts"][0] == 1  # kept, not skipped
+  ids = np.concatenate([planned["tokens"], planned["targets"][-1:]])
+  bol, eol = (int(np.flatnonzero(ids == t)[0]) for t in (lvocab.bol, lvocab.eol))
+  assert layout.parse_layout(lvocab, tokenizer, ids[bol:eol + 1]) == layout.objects_from_boxes(
+      record["boxes"], BINS)
+  assert ids[eol + 1] == lvocab.boi
+  # The plan is answer (trained on), coordinates carry their own modality.
+  span = slice(bol, eol)
+  assert planned["loss_mask"][span].all()
+  assert (planned["modality"] == LAYOUT).sum() == 4 * len(record["boxes"])
+  assert lvocab.bol not in plain["tokens"] and len(plain["tokens"]) < len(planned["tokens"])
+
+
+def test_bad_boxes_are_skipped_and_counted(lvocab, tokenizer, codes_fn):
+  record = dict(ShapesSource(seed=0, max_objects=4)[0], boxes=[{"label": "", "box": [0, 0, 1, 1]}])
+  example = _document(lvocab, tokenizer, codes_fn, record, 1.0)
+  assert len(example["tokens"]) == 0 and example["counts"][0] == 0 and example["counts"].sum() == 1
+
+
+def test_planned_document_layout(lvocab, tokenizer):
+  codes = np.zeros((2, 2), np.int32)
+  objects = [layout.LayoutObject("small red circle", (1, 2, 3, 4))]
+  plan = layout.layout_ids(lvocab, tokenizer, objects)
+  parts = sequences.caption_to_image(lvocab, tokenizer.encode("a red circle"), codes, plan)
+  ids = np.concatenate([p for p, _ in parts])
+  assert ids[0] == lvocab.bos and ids[-1] == lvocab.eos
+  assert list(ids[-(4 + 2 + 1) - len(plan):-(4 + 2 + 1)]) == list(plan)
