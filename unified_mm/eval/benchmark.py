@@ -18,7 +18,8 @@ Rules (decided here, stated once):
 * **Overall** is the mean over the six categories (GenEval's rule). Its
   interval is a stratified bootstrap (each category's prompts resampled, i.e.
   one binomial draw per category); averaging the per-category Wilson bounds
-  would not be an interval of anything.
+  would not be an interval of anything. Like any bootstrap it collapses to a
+  point when every category sits at 0 or 1; the category intervals do not.
 * **Binding counts.** `BINDING_COUNTS` = (2, 4, 6, 8, 12, 16, 20, 24). Measured
   on 100 binding prompts per count at 64x64 (seeds [20_011, 99, n, i]): every
   count up to 25 places, and the analyzer reads every object of every
@@ -149,7 +150,8 @@ def overall_interval(categories: dict[str, dict[str, Any]], *, draws: int = _BOO
   return float(lo), float(hi)
 
 
-def binding_curve(results: Sequence[dict[str, Any]], keys: Sequence[str] = ()) -> list[dict[str, Any]]:
+def binding_curve(results: Sequence[dict[str, Any]],
+                  keys: Sequence[str] = ()) -> list[dict[str, Any]]:
   """Per object count of the binding rows: mean binding_accuracy (share of the
   asked objects present with their colour) and the all-correct rate with its
   Wilson interval."""

@@ -64,9 +64,10 @@ def _mirrored(obj: Obj, axis: str, resolution: int) -> Obj:
   # The box is reflected but keeps its width and height, so the unmirrored mask
   # still renders into it; only the centres matter to a relation.
   x0, y0, x1, y1 = obj.box
+  r = resolution
   if axis == "x":
-    return dataclasses.replace(obj, cx=resolution - obj.cx, box=(resolution - x1, y0, resolution - x0, y1))
-  return dataclasses.replace(obj, cy=resolution - obj.cy, box=(x0, resolution - y1, x1, resolution - y0))
+    return dataclasses.replace(obj, cx=r - obj.cx, box=(r - x1, y0, r - x0, y1))
+  return dataclasses.replace(obj, cy=r - obj.cy, box=(x0, r - y1, x1, r - y0))
 
 
 def mirror(scene: Scene, axis: str) -> Scene:
