@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from stage_factories import SHAPES, quick, tiny_renderer, tiny_tokenizer
+from unified_mm.cli.commands.train import train_stage
 from unified_mm.config.loading import load_config
-from unified_mm.train.trainer import train_and_evaluate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -22,13 +22,13 @@ def run_root(tmp_path_factory):
   import jax
   root = tmp_path_factory.mktemp("root")
   one = jax.devices()[:1]
-  train_and_evaluate(tiny_tokenizer(), root / "tokenizer", devices=one)
+  train_stage(tiny_tokenizer(), root / "tokenizer", devices=one)
   ar = quick(load_config(SHAPES + ":ar"))
   ar.data.image_tokenizer_dir = str(root / "tokenizer")
   ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
   ar.train.eval_batches = 0
-  train_and_evaluate(ar, root / "ar", devices=one)
-  train_and_evaluate(tiny_renderer(root / "tokenizer"), root / "renderer", devices=one)
+  train_stage(ar, root / "ar", devices=one)
+  train_stage(tiny_renderer(root / "tokenizer"), root / "renderer", devices=one)
   return root
 
 
@@ -76,7 +76,7 @@ def test_renderer_with_ar_text_states_trains_and_generates(run_root, tmp_path):
   batch = next(make_task(ren).make_data(0, 1, 4))
   assert batch["text_states"].shape == (4, 32, 32)
   assert batch["text_mask"][:, 0].all() and not batch["text_mask"].all()
-  state = train_and_evaluate(ren, tmp_path / "root/renderer", devices=jax.devices()[:1])
+  state = train_stage(ren, tmp_path / "root/renderer", devices=jax.devices()[:1])
   assert np.isfinite(float(state.step))
   for name in ("tokenizer", "ar"):
     (tmp_path / "root" / name).symlink_to(run_root / name)

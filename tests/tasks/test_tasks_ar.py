@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
+from unified_mm.cli.commands.train import train_stage
 from unified_mm.config.loading import load_config
 from unified_mm.tasks import make_task
-from unified_mm.train.trainer import train_and_evaluate
 
 TINY = ["model.d_model=64", "model.num_layers=2", "model.num_heads=4", "model.num_kv_heads=2",
         "model.head_dim=16", "model.mlp_dim=128", "data.seq_len=128", "train.batch_size=8",
@@ -44,7 +44,7 @@ def test_batches_hold_whole_image_spans(task):
 
 
 def test_loss_falls(config, tmp_path):
-  train_and_evaluate(config, tmp_path, devices=jax.devices())
+  train_stage(config, tmp_path, devices=jax.devices())
   import json
   rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   losses = [r["train/loss"] for r in rows if "train/loss" in r]

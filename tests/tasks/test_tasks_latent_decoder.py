@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from stage_factories import SHAPES, quick, tiny_renderer, tiny_tokenizer, tiny_tokenizer_model
+from unified_mm.cli.commands.train import train_stage
 from unified_mm.config.loading import ConfigError, load_config
 from unified_mm.models.image_tokenizer.loader import LATENT_STATS_FILE, load_tokenizer
 from unified_mm.models.renderer.loader import load_renderer
@@ -18,7 +19,6 @@ from unified_mm.tasks.latent_decoder import POOL_FILE, LatentDecoderTask, Render
 from unified_mm.tasks.renderer import RendererTask, scene_batch
 from unified_mm.tasks.tokenizer import render_scenes
 from unified_mm.train.state import split_params
-from unified_mm.train.trainer import train_and_evaluate
 
 POOL, STEPS = 20, 3
 
@@ -39,9 +39,9 @@ def root(tmp_path_factory):
   """A tiny tokenizer, a tiny renderer trained on it, then the decoder stage on 8 devices."""
   root = tmp_path_factory.mktemp("root")
   one = jax.devices()[:1]
-  train_and_evaluate(tiny_tokenizer(), root / "tokenizer_base", devices=one)
-  train_and_evaluate(tiny_renderer(root / "tokenizer_base"), root / "renderer", devices=one)
-  state = train_and_evaluate(decoder_config(root), root / "tokenizer")
+  train_stage(tiny_tokenizer(), root / "tokenizer_base", devices=one)
+  train_stage(tiny_renderer(root / "tokenizer_base"), root / "renderer", devices=one)
+  state = train_stage(decoder_config(root), root / "tokenizer")
   assert len(state.params["latent_decoder.conv_out.kernel"].sharding.device_set) == 8
   return root
 

@@ -71,7 +71,7 @@ class CaptionMatch:
     self.codes = scene_codes(task.codes_fn, self.scenes)  # the tokenizer is frozen: once
 
   def run(self, model) -> Iterator[tuple[str, float]]:
-    from unified_mm.generate.stages import ArStage  # noqa: PLC0415
+    from unified_mm.models.transformer.loader import ArStage  # noqa: PLC0415
     t = self.task
     stage = ArStage(model, t.config, t.vocab, t.tokenizer)
     accuracy, _ = caption_accuracy(stage, self.codes, self.scenes)

@@ -21,7 +21,8 @@ from unified_mm.data.shapes.preview import preview_grid
 from unified_mm.data.shapes.prompts import sample_prompt
 from unified_mm.data.shapes.scorer import score, summarize
 from unified_mm.generate.pipeline import generate
-from unified_mm.generate.stages import load_ar, load_stages
+from unified_mm.generate.stages import load_stages
+from unified_mm.models.transformer.loader import load_ar
 from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
 
 BATCH = 8

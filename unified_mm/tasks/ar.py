@@ -34,8 +34,8 @@ def make_codes_fn(data: ml_collections.ConfigDict):
 class ARTask(TransformerTask):
   name = "ar"
 
-  def __init__(self, config):
-    super().__init__(config)
+  def __init__(self, config, make_evaluators=None):
+    super().__init__(config, make_evaluators)
     data = config.data
     self.tokenizer = load_or_train_tokenizer(data)
     self.codes_fn, num_codes = make_codes_fn(data)
@@ -51,8 +51,9 @@ class ARTask(TransformerTask):
                                process_count, local_batch_size, tokenizer=self.tokenizer)
 
   def evaluators(self) -> list:
-    """Per-modality loss and accuracy on held-out shapes documents, and (with
-    `eval.caption_scenes`) greedy-caption accuracy on held-out 1-2 object scenes."""
+    """Per-modality loss and accuracy on held-out shapes documents, then those
+    handed in (`make_evaluators(self)`: greedy-caption accuracy on held-out 1-2
+    object scenes with `eval.caption_scenes`)."""
     n = int(self.config.train.get("eval_batches", 0))
     if not n or not self.config.train.eval_every_steps:
       return []
@@ -61,12 +62,10 @@ class ARTask(TransformerTask):
     with make_train_iterator(data, self.vocab, self.codes_fn, 0, 1, self.eval_batch_size(),
                              tokenizer=self.tokenizer) as it:
       evaluators = [HeldOutLoss("ar", self.loss, [next(it) for _ in range(n)])]
-    scenes = int(self.config.get("eval", {}).get("caption_scenes", 0))
-    if scenes and data.source == "shapes":
-      from unified_mm.eval.caption_eval import CaptionMatch  # noqa: PLC0415
-      evaluators.append(CaptionMatch(self, num_scenes=scenes, seed=data.seed))
+    if self.make_evaluators:
+      evaluators += self.make_evaluators(self)
     return evaluators
 
 
-def make_task(config) -> ARTask:
-  return ARTask(config)
+def make_task(config, make_evaluators=None) -> ARTask:
+  return ARTask(config, make_evaluators)

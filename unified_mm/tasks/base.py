@@ -56,7 +56,9 @@ class Task(Protocol):
     """This host's share of the training data, `local_batch_size` rows per step."""
 
   def evaluators(self) -> list[Evaluator]:
-    """Evaluators run every `train.eval_every_steps` (may be empty)."""
+    """Evaluators run every `train.eval_every_steps` (may be empty): the task's
+    own held-out loss, and those it was handed (`make_evaluators(task)`; an
+    evaluator sits above the task and is never imported by it)."""
 
   def tokens_in(self, batch: Batch) -> int:
     """Work units per batch for throughput (tokens, pixels/patches, ...)."""

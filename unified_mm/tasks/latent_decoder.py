@@ -85,7 +85,7 @@ def decoder_loss(model: TokenizerAutoencoder, latents: jax.Array, images: jax.Ar
 class LatentDecoderTask:
   name = "latent_decoder"
 
-  def __init__(self, config):
+  def __init__(self, config, make_evaluators=None):
     self.config = config
     for key, value in (("data.renderer_dir", config.data.get("renderer_dir", "")),
                        ("ckpt.init_from", config.ckpt.init_from)):
@@ -99,6 +99,7 @@ class LatentDecoderTask:
     for k in ("edge_weight", "tip_weight"):
       self.loss_weights[k] = float(config.loss.get(k, 0.0))
     self.workdir: pathlib.Path | None = None
+    self.make_evaluators = make_evaluators
     self._evaluators = None
 
   def bind_workdir(self, workdir) -> None:
@@ -120,7 +121,8 @@ class LatentDecoderTask:
     with open_run(self.config.data.renderer_dir, what="complete renderer") as (_, step, _):
       return int(step)
 
-  def _denormalise(self, z: np.ndarray) -> np.ndarray:
+  def denormalise(self, z: np.ndarray) -> np.ndarray:
+    """Renderer samples (normalised) -> the tokenizer's latent scale."""
     return np.asarray(self.renderer[1].frontend.stats.denormalise(z), np.float32)
 
   def _sample_pool(self, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +138,7 @@ class LatentDecoderTask:
                                  description_prob=float(d.description_prob))
       z = sample_latents(task, model, batch, seed=int(d.seed) + start, batch_size=chunk,
                          **task.config.sample)
-      latents.append(self._denormalise(z))
+      latents.append(self.denormalise(z))
       images.append(im)
     return np.concatenate(latents), np.concatenate(images)
 
@@ -187,26 +189,15 @@ class LatentDecoderTask:
                               process_count, local_batch_size)
 
   def evaluators(self):
-    """Held-out scenes sampled by the renderer once; each eval only decodes them."""
+    """Those handed in (`make_evaluators(self)`: held-out scenes sampled by the
+    renderer once; each eval only decodes them), built once."""
     if self._evaluators is None:
-      e = self.config.eval
-      if int(e.num_scenes):
-        from unified_mm.eval.latent_decoder_eval import RenderedLatentEvaluator  # noqa: PLC0415
-        from unified_mm.eval.renderer_eval import RendererEvaluator  # noqa: PLC0415
-        model, task = self.renderer
-        held_out = RendererEvaluator(task, num_scenes=int(e.num_scenes), seed=int(e.seed),
-                                     max_objects=int(e.max_objects), out_dir=self.workdir,
-                                     description_prob=float(e.description_prob),
-                                     **task.config.sample)
-        latents = self._denormalise(held_out.render(model)[0])
-        self._evaluators = [RenderedLatentEvaluator(held_out, latents)]
-      else:
-        self._evaluators = []
+      self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
     return self._evaluators
 
   def tokens_in(self, batch) -> int:
     return int(np.prod(np.shape(batch["image"])[:3]))  # pixels
 
 
-def make_task(config) -> LatentDecoderTask:
-  return LatentDecoderTask(config)
+def make_task(config, make_evaluators=None) -> LatentDecoderTask:
+  return LatentDecoderTask(config, make_evaluators)

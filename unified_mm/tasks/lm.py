@@ -107,8 +107,8 @@ class SyntheticLMIterator(StepIndexedIterator):
 class LMTask(TransformerTask):
   name = "lm"
 
-  def __init__(self, config):
-    super().__init__(config)
+  def __init__(self, config, make_evaluators=None):
+    super().__init__(config, make_evaluators)
     d = config.data
     self.vocab = Vocab(d.text_size, d.image_codes)
     if self.vocab.size > config.model.vocab_size:
@@ -131,15 +131,18 @@ class LMTask(TransformerTask):
       return []
     it = SyntheticLMIterator(self.grammar, self.seq_len, 0, 1, self.eval_batch_size(),
                              split=EVAL_SPLIT)
-    return [HeldOutLoss("lm", self.loss, [next(it) for _ in range(n)])]
+    evaluators = [HeldOutLoss("lm", self.loss, [next(it) for _ in range(n)])]
+    if self.make_evaluators:
+      evaluators += self.make_evaluators(self)
+    return evaluators
 
   def flops_per_step(self, batch_size: int) -> int:
     """Exact train FLOPs (matmuls + attention, fwd + bwd) of one step."""
     return train_flops_per_step(self.config.model, seq_len=self.seq_len, batch_size=batch_size)
 
 
-def make_task(config) -> LMTask:
-  return LMTask(config)
+def make_task(config, make_evaluators=None) -> LMTask:
+  return LMTask(config, make_evaluators)
 
 
 def uniform_loss(config) -> float:

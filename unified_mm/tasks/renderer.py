@@ -119,11 +119,12 @@ class RendererData(StepIndexedIterator):
 class RendererTask:
   name = "renderer"
 
-  def __init__(self, config):
+  def __init__(self, config, make_evaluators=None):
     self.config = config
     if config.model.text_source == "ar" and not config.data.get("ar_dir"):
       raise ConfigError("model.text_source='ar' reads the frozen AR transformer: set data.ar_dir")
     self.workdir: pathlib.Path | None = None
+    self.make_evaluators = make_evaluators
     self._evaluators = None
 
   def bind_workdir(self, workdir) -> None:
@@ -161,8 +162,8 @@ class RendererTask:
     """The frozen AR transformer's text states (text_source="ar"), else None."""
     if self.config.model.text_source != "ar":
       return None
-    from unified_mm.generate.stages import load_ar  # noqa: PLC0415
     from unified_mm.models.renderer.ar_text import ArTextEncoder  # noqa: PLC0415
+    from unified_mm.models.transformer.loader import load_ar  # noqa: PLC0415
     encoder = ArTextEncoder(load_ar(self.config.data.ar_dir, self.frontend.num_codes),
                             int(self.config.model.text_len))
     if encoder.dim != int(self.config.model.ar_dim):
@@ -235,17 +236,14 @@ class RendererTask:
     return RendererData(self, process_index, process_count, local_batch_size)
 
   def evaluators(self):
+    """Those handed in (`make_evaluators(self)`: held-out rendering), built once."""
     if self._evaluators is None:
-      from unified_mm.eval.renderer_eval import RendererEvaluator  # noqa: PLC0415
-      e = self.config.eval
-      self._evaluators = [] if not int(e.num_scenes) else [RendererEvaluator(
-          self, num_scenes=int(e.num_scenes), out_dir=self.workdir,
-          description_prob=float(e.get("description_prob", 0.0)), **self.config.sample)]
+      self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
     return self._evaluators
 
   def tokens_in(self, batch) -> int:
     return int(np.prod(np.shape(batch["latent"])[:3]))  # latent positions
 
 
-def make_task(config) -> RendererTask:
-  return RendererTask(config)
+def make_task(config, make_evaluators=None) -> RendererTask:
+  return RendererTask(config, make_evaluators)

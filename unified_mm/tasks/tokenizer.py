@@ -133,7 +133,7 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
 class TokenizerTask:
   name = "tokenizer"
 
-  def __init__(self, config):
+  def __init__(self, config, make_evaluators=None):
     self.config = config
     self.loss_weights = {k: float(config.loss[k]) for k in (
         "l1_weight", "mse_weight", "code_weight", "latent_reg_weight", "edge_weight")}
@@ -146,6 +146,7 @@ class TokenizerTask:
       raise ConfigError("loss.freeze_encoder=True needs optim.weight_decay=0 "
                         f"(got {config.optim.weight_decay}): decay would move the frozen encoder")
     self.workdir: pathlib.Path | None = None
+    self.make_evaluators = make_evaluators
     self._evaluators = None
 
   def bind_workdir(self, workdir) -> None:
@@ -166,20 +167,15 @@ class TokenizerTask:
     return ShapesImageIterator(self.config.data, process_index, process_count, local_batch_size)
 
   def evaluators(self):
-    """Built once (rendering 500 held-out scenes), then reused at every eval."""
+    """Those handed in (`make_evaluators(self)`: held-out reconstruction), built
+    once (rendering 500 held-out scenes), then reused at every eval."""
     if self._evaluators is None:
-      from unified_mm.eval.tokenizer_eval import TokenizerEvaluator
-      e = self.config.eval
-      self._evaluators = [] if not int(e.num_scenes) else [TokenizerEvaluator(
-          seed=int(e.seed), num_scenes=int(e.num_scenes), resolution=int(self.config.data.resolution),
-          max_objects=int(e.max_objects), batch_size=int(e.batch_size),
-          analyze_scenes=int(e.analyze_scenes), grid_images=int(e.grid_images),
-          out_dir=self.workdir)]
+      self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
     return self._evaluators
 
   def tokens_in(self, batch) -> int:
     return int(np.prod(np.shape(batch["image"])[:3]))  # pixels
 
 
-def make_task(config) -> TokenizerTask:
-  return TokenizerTask(config)
+def make_task(config, make_evaluators=None) -> TokenizerTask:
+  return TokenizerTask(config, make_evaluators)

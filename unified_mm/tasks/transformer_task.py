@@ -19,8 +19,9 @@ class TransformerTask:
 
   name = "transformer"
 
-  def __init__(self, config):
+  def __init__(self, config, make_evaluators=None):
     self.config = config
+    self.make_evaluators = make_evaluators  # (task) -> evaluators beyond the held-out loss
     self.z_loss = float(config.loss.get("z_loss", 0.0))
     self.modality_weights = dict(config.loss.get("modality_weights", None) or {})
     for name, weight in self.modality_weights.items():

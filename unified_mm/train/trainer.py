@@ -2,8 +2,8 @@
 
 Reads top to bottom in the big_vision order: mesh, data, eval_shape,
 shardings, jitted init, restore-or-init, loop (log, eval, checkpoint). A
-stage contributes a Task (`unified_mm.tasks.base`); nothing here knows what
-the model is.
+stage contributes a Task (`unified_mm.tasks.base`), built by the caller and
+handed in; nothing here knows what the model is.
 """
 
 from __future__ import annotations
@@ -102,17 +102,15 @@ def plan_state(task, config, mesh, rules) -> StatePlan:
                    with_shardings(abstract_state, shardings))
 
 
-def train_and_evaluate(config, workdir, *, task=None, devices=None):
-  """Trains `config` in `workdir` (resuming if it holds a checkpoint).
+def train_and_evaluate(config, workdir, task, *, devices=None):
+  """Trains `task` with `config` in `workdir` (resuming if it holds a checkpoint).
 
-  Returns the final TrainState. `task` defaults to the one named by
-  config.stage; `devices` defaults to all devices.
+  Returns the final TrainState. The task is built above the trainer and
+  handed to it (`unified_mm.eval.stage_evaluators.make_task(config)`, as
+  `umm train` does); `devices` defaults to all devices.
   """
   devices = list(devices if devices is not None else jax.devices())
   validate(config, len(devices))
-  if task is None:
-    from unified_mm.tasks import make_task
-    task = make_task(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   if hasattr(task, "bind_workdir"):  # stages whose evaluators write files (image grids)

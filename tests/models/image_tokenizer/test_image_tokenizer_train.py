@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from unified_mm.cli.commands.train import train_stage
 from unified_mm.config.loading import load_config
 from unified_mm.models.image_tokenizer.codes import TokenizerCodes
 from unified_mm.models.image_tokenizer.loader import load_tokenizer
 from unified_mm.tasks.tokenizer import render_scenes
-from unified_mm.train import train_and_evaluate
 from unified_mm.train.state import split_params
 
 STEPS = 4
@@ -55,15 +55,15 @@ def host_params(state):
 @pytest.fixture(scope="module")
 def single_device_run(repo_root, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("tok_single")
-  state = train_and_evaluate(tiny_config(repo_root, eval_every=STEPS), workdir,
-                             devices=jax.devices()[:1])
+  state = train_stage(tiny_config(repo_root, eval_every=STEPS), workdir,
+                      devices=jax.devices()[:1])
   return workdir, host_params(state)
 
 
 def test_sharded_data_fsdp_matches_single_device(repo_root, tmp_path, single_device_run):
   ref_dir, ref_params = single_device_run
   config = tiny_config(repo_root, data=4, fsdp=2)
-  state = train_and_evaluate(config, tmp_path, devices=jax.devices()[:8])
+  state = train_stage(config, tmp_path, devices=jax.devices()[:8])
   kernel = state.params["encoder.stem.kernel"]
   assert kernel.sharding.spec[-1] == "fsdp" and len(kernel.sharding.device_set) == 8
   np.testing.assert_allclose(list(losses(tmp_path).values()), list(losses(ref_dir).values()),
@@ -76,9 +76,9 @@ def test_sharded_data_fsdp_matches_single_device(repo_root, tmp_path, single_dev
 
 def test_resume_continues_exactly(repo_root, tmp_path, single_device_run):
   ref_dir, ref_params = single_device_run
-  train_and_evaluate(tiny_config(repo_root, steps=2), tmp_path, devices=jax.devices()[:1])
-  state = train_and_evaluate(tiny_config(repo_root, steps=STEPS), tmp_path,
-                             devices=jax.devices()[:1])
+  train_stage(tiny_config(repo_root, steps=2), tmp_path, devices=jax.devices()[:1])
+  state = train_stage(tiny_config(repo_root, steps=STEPS), tmp_path,
+                      devices=jax.devices()[:1])
   assert int(state.step) == STEPS
   # Steps 3-4 ran after the restore: same params, same data (iterator state restored).
   np.testing.assert_allclose([losses(tmp_path)[s] for s in (3, 4)],

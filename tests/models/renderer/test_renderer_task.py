@@ -6,10 +6,10 @@ import json
 import jax
 import numpy as np
 
+from unified_mm.cli.commands.train import train_stage
 from unified_mm.config.loading import load_config
 from unified_mm.models.renderer.loader import load_renderer
 from unified_mm.train.state import split_params
-from unified_mm.train.trainer import train_and_evaluate
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
@@ -35,13 +35,13 @@ def losses(workdir):
 def test_renderer_trains_sharded_with_its_own_mesh(tmp_path):
   devices = jax.devices()
   assert len(devices) == 8
-  sharded = train_and_evaluate(tiny_config(data=2, fsdp=2, tensor=2), tmp_path / "sharded")
+  sharded = train_stage(tiny_config(data=2, fsdp=2, tensor=2), tmp_path / "sharded")
   specs = {k: v.sharding.spec for k, v in sharded.params.items()}
   # FSDP shards `embed` and tensor parallelism shards heads/mlp of the real params.
   assert any("fsdp" in str(s) for s in specs.values())
   assert any("tensor" in str(s) for s in specs.values())
   assert sharded.ema is not None
-  single = train_and_evaluate(tiny_config(data=1), tmp_path / "single", devices=devices[:1])
+  single = train_stage(tiny_config(data=1), tmp_path / "single", devices=devices[:1])
   a, b = losses(tmp_path / "sharded"), losses(tmp_path / "single")
   assert len(a) == 3 and np.all(np.isfinite(a))
   np.testing.assert_allclose(a, b, rtol=1e-4)

@@ -93,7 +93,7 @@ def _benchmark(root: pathlib.Path, per_category: int, seed: int) -> dict:
 def run(args) -> int:
   from unified_mm.cli.commands.train import _setup_logging  # noqa: PLC0415
   _setup_logging("INFO")
-  from unified_mm.train.trainer import train_and_evaluate  # noqa: PLC0415
+  from unified_mm.cli.commands.train import train_stage as train_and_evaluate  # noqa: PLC0415
 
   root = pathlib.Path(args.workdir)
   log = logging.getLogger("unified_mm.demo")

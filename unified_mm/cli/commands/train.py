@@ -38,10 +38,18 @@ def run(args) -> int:
   validate(config, jax.device_count())
   _setup_logging(args.log_level)
 
-  from unified_mm.train import TrainingDiverged, train_and_evaluate
+  from unified_mm.train import TrainingDiverged
   try:
-    train_and_evaluate(config, args.workdir)
+    train_stage(config, args.workdir)
   except TrainingDiverged as e:
     print(f"umm train: diverged: {e}", file=sys.stderr)
     return 1
   return 0
+
+
+def train_stage(config, workdir, *, devices=None):
+  """The task `config.stage` names, handed its evaluators, trained in `workdir`:
+  the CLI builds the task and gives it to the trainer."""
+  from unified_mm.eval.stage_evaluators import make_task  # noqa: PLC0415
+  from unified_mm.train import train_and_evaluate  # noqa: PLC0415
+  return train_and_evaluate(config, workdir, make_task(config), devices=devices)

@@ -82,7 +82,9 @@ def latent_stats(workdir: pathlib.Path, model: TokenizerAutoencoder,
   if path.exists():
     d = json.loads(path.read_text())
     return LatentStats(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
-  from unified_mm.tasks.tokenizer import render_scenes  # noqa: PLC0415
-  _, images = render_scenes(20_011, range(num_scenes), model.image_size, 1, 4)
+  from unified_mm.data.shapes.render import render  # noqa: PLC0415
+  from unified_mm.data.shapes.scene import scene_for_index  # noqa: PLC0415
+  images = np.stack([render(scene_for_index(20_011, i, resolution=model.image_size, min_objects=1,
+                                            max_objects=4)) for i in range(num_scenes)])
   z = np.asarray(nnx.jit(TokenizerAutoencoder.encode_latent)(model, images))
   return LatentStats(z.mean(axis=(0, 1, 2)), np.maximum(z.std(axis=(0, 1, 2)), 1e-6))
