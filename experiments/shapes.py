@@ -33,20 +33,20 @@ def tokenizer_config():
 
   c = base_config("tokenizer")
   c.model = ml_collections.ConfigDict(dict(
-      image_size=64, channels=(32, 64), num_res_blocks=1, stem_patch=2,
-      latent_stage=1, latent_channels=8, code_stage=1, fsq_levels=(8, 5, 5, 5),
-      latent_decoder_channels=(64, 32), preview_decoder_channels=(64, 32),
+      image_size=64, channels=(32, 64, 64), num_res_blocks=1, stem_patch=2,
+      latent_stage=1, latent_channels=8, code_stage=2, fsq_levels=(8, 5, 5, 5),
+      latent_decoder_channels=(64, 32), preview_decoder_channels=(64, 64, 32),
       decoder_res_blocks=1, norm_groups=8, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
       tip_weight=40.0, latent_noise=0.1, freeze_encoder=False))
-  c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=6))
+  c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=10))
   c.eval = ml_collections.ConfigDict(dict(
-      seed=10_007, num_scenes=500, max_objects=4, batch_size=100, analyze_scenes=500,
+      seed=10_007, num_scenes=200, max_objects=4, batch_size=100, analyze_scenes=200,
       grid_images=8))
-  c.train.update(steps=5000, batch_size=16, log_every_steps=50, eval_every_steps=1000)
+  c.train.update(steps=1500, batch_size=16, log_every_steps=50, eval_every_steps=500)
   c.optim.update(lr=2e-3, warmup_steps=50, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99)
-  c.ckpt.update(save_every_steps=1000)
+  c.ckpt.update(save_every_steps=500)
   return c
 
 
@@ -94,21 +94,23 @@ def ar_config():
   from unified_mm.data.config import default_data_config  # noqa: PLC0415
 
   c = base_config("ar")
-  # 640: an edit document holds two 256-code images; two caption documents share a row.
-  c.data = default_data_config(seq_len=640, max_objects=4, caption_dropout=0.1,
-                               loss_on_prompt=False, edit_turns=1)
-  c.data.doc_ratios.update(caption_to_image=0.35, image_to_caption=0.5, edit=0.15)
+  # 320: a planned document of 10 objects (~8 ids each) with its 64 codes, or an
+  # edit document's two images; short documents share a row.
+  c.data = default_data_config(seq_len=320, max_objects=10, caption_dropout=0.1,
+                               loss_on_prompt=False, edit_turns=1, layout_bins=16,
+                               layout_prob=0.5)
+  c.data.doc_ratios.update(caption_to_image=0.5, image_to_caption=0.3, edit=0.2)
   c.data.image_tokenizer_dir = ""  # "": stand-in codes (smoke tests without stage 1)
   c.model = ml_collections.ConfigDict(dict(
-      vocab_size=1536, d_model=256, num_layers=4, num_heads=8, num_kv_heads=4, head_dim=32,
+      vocab_size=1664, d_model=256, num_layers=4, num_heads=8, num_kv_heads=4, head_dim=32,
       mlp_dim=768, max_len=640, rope_theta=10_000.0, qk_norm=True, tie_embeddings=False,
       norm_eps=1e-5, dtype="float32", param_dtype="float32", remat="none"))
   c.loss = ml_collections.ConfigDict(dict(
-      z_loss=1e-4, modality_weights=dict(text=5.0, image=1.0, special=1.0)))
+      z_loss=1e-4, modality_weights=dict(text=3.0, image=1.0, special=1.0, layout=3.0)))
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
-  c.train.update(steps=2700, batch_size=16, log_every_steps=50, eval_every_steps=300,
-                 eval_batches=4)
-  c.optim.update(lr=1e-3, warmup_steps=100, weight_decay=0.05)
+  c.train.update(steps=600, batch_size=16, log_every_steps=25, eval_every_steps=300,
+                 eval_batches=2)
+  c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)
   c.ckpt.update(save_every_steps=300)
   return c
 
@@ -141,26 +143,26 @@ def renderer_config():
   c = base_config("renderer")
   c.model = ml_collections.ConfigDict(dict(
       latent_size=16, latent_channels=8, patch_size=2, embed_dim=128, depth=4, num_heads=4,
-      mlp_ratio=4.0, visual_codes=1000, visual_grid=16, text_source="own", text_vocab=512,
-      text_len=32, ar_dim=0, context_depth=1, visual_add=True, visual_levels=(8, 5, 5, 5),
-      plan_channels=8, plan_residual=0.25, plan_refiner_width=64, plan_refiner_depth=2,
-      dtype="float32", param_dtype="float32"))
+      mlp_ratio=4.0, visual_codes=1000, visual_grid=8, text_source="own", text_vocab=512,
+      text_len=80, ar_dim=0, context_depth=1, visual_add=True, visual_levels=(8, 5, 5, 5),
+      plan_channels=0, plan_residual=0.0, plan_refiner_width=0, plan_refiner_depth=2,
+      layout_len=24, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       plan_weight=1.0, drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
       chunk_choices=(1, 2, 4)))
   c.data = ml_collections.ConfigDict(dict(
-      seed=1, resolution=64, min_objects=1, max_objects=6, image_tokenizer_dir="",
+      seed=1, resolution=64, min_objects=1, max_objects=10, image_tokenizer_dir="",
       tokenizer_dir="", text_vocab_size=512, max_objects_text=4, ar_dir="",
-      description_prob=0.5))
+      description_prob=0.5, layout_bins=16, layout_prob=0.7))
   # start=0.5: sample from the half-noised plan (/8 codes: 65.6% round-trip vs 58.0% from
   # noise; /4 codes: 0.84 from the plan alone, 0.84 from 0.5, 0.83 from noise).
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,
-                                            shift=1.0, start=0.5))
+                                            shift=1.0, start=1.0))
   c.eval = ml_collections.ConfigDict(dict(seed=10_007, num_scenes=100, max_objects=4,
                                           batch_size=100, description_prob=1.0))
-  c.train.update(steps=2000, batch_size=32, log_every_steps=50, eval_every_steps=500)
+  c.train.update(steps=1000, batch_size=32, log_every_steps=50, eval_every_steps=500)
   c.optim.update(lr=1e-3, warmup_steps=100, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99,
-                 ema_decay=0.995)
+                 ema_decay=0.99)
   c.ckpt.update(save_every_steps=500)
   c.mesh = mesh_config(data=-1)  # the renderer's own mesh: data-parallel by default
   return c
@@ -173,7 +175,7 @@ def renderer_text_only_config():
   round-trip than with visual tokens, since captions under-specify the scene.
   """
   c = renderer_config()
-  c.model.update(visual_codes=0, plan_residual=0.0, plan_refiner_width=0)  # no tokens, no plan
+  c.model.update(visual_codes=0, plan_residual=0.0, plan_refiner_width=0, layout_len=0)  # text only
   c.sample.start = 1.0
   c.sample.cfg_scale = 3.0
   return c

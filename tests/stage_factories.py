@@ -16,8 +16,8 @@ def quick(c, steps=2):
 
 
 def tiny_tokenizer_model(c):
-  c.model.update(channels=(8, 16), latent_decoder_channels=(16, 8),
-                 preview_decoder_channels=(16, 8), norm_groups=4)
+  c.model.update(channels=(8, 16, 16), latent_decoder_channels=(16, 8),
+                 preview_decoder_channels=(16, 16, 8), norm_groups=4)
   return c
 
 

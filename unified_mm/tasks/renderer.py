@@ -11,6 +11,9 @@ the parameter-free stand-in, for tests) into
     text_mask  [B, L] bool              True on real text positions
     plan       [B, Hh, Ww, Cz] float32  (model.plan_channels) the normalised latent of
                                         the tokenizer's preview decode of `codes`
+    layout_ids [B, O, W] int32          (model.layout_len) the written plan: each object's
+    layout_boxes [B, O, 4] float32      label ids and quantised box (data/layout.py),
+    layout_mask [B, O] bool             present with probability data.layout_prob
     text_states [B, L, D_ar] float32    (text_source="ar" only) the frozen AR
                                         transformer's hidden states over `BOS caption`
                                         (`data.ar_dir`), computed in the data iterator
@@ -70,14 +73,29 @@ def scene_text(scene, seed: int, index: int, description_prob: float) -> str:
   return caption(scene, rng, style="full" if full else None)
 
 
+def scene_layout(scene, bins: int, seed: int, index: int, layout_prob: float):
+  """The scene's plan (quantised as the transformer writes it) with probability
+  `layout_prob`, else None (a row the plain path renders)."""
+  from unified_mm.data.layout import objects_from_boxes  # noqa: PLC0415
+  from unified_mm.data.shapes.grounding import scene_boxes  # noqa: PLC0415
+  if np.random.default_rng([seed, index, 4]).random() >= layout_prob:
+    return None
+  return objects_from_boxes(scene_boxes(scene), bins)
+
+
 def scene_batch(task: RendererTask, *, seed: int, indices, min_objects: int, max_objects: int,
-                description_prob: float = 0.0) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+                description_prob: float = 0.0, layout_prob: float = 0.0
+                ) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
   """(scenes, images, batch) for scene `indices` of `seed`: the latent and `task.conditioning`."""
   scenes, images = render_scenes(seed, indices, int(task.config.data.resolution), min_objects,
                                  max_objects)
   z, codes = task.frontend.encode(images)
   texts = [scene_text(s, seed, int(i), description_prob) for s, i in zip(scenes, indices)]
-  return scenes, images, {"latent": z, **task.conditioning(codes, texts)}
+  layouts = None
+  if task.uses_layout:
+    bins = int(task.config.data.layout_bins)
+    layouts = [scene_layout(s, bins, seed, int(i), layout_prob) for s, i in zip(scenes, indices)]
+  return scenes, images, {"latent": z, **task.conditioning(codes, texts, layouts)}
 
 
 def sample_latents(task: RendererTask, model, batch: dict[str, np.ndarray], *, seed: int,
@@ -109,10 +127,11 @@ class RendererData(StepIndexedIterator):
     self.min_objects, self.max_objects = int(d.min_objects), int(d.max_objects)
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
+    d = self.task.config.data
     _, _, batch = scene_batch(
         self.task, seed=self.seed, indices=rows, min_objects=self.min_objects,
-        max_objects=self.max_objects,
-        description_prob=float(self.task.config.data.get("description_prob", 0.0)))
+        max_objects=self.max_objects, description_prob=float(d.get("description_prob", 0.0)),
+        layout_prob=float(d.get("layout_prob", 0.0)))
     return batch
 
 
@@ -175,15 +194,26 @@ class RendererTask:
   def uses_plan(self) -> bool:
     return bool(self.config.model.visual_codes and self.config.model.get("plan_channels", 0))
 
-  def conditioning(self, codes: np.ndarray, texts: list[str]) -> dict[str, np.ndarray]:
-    """What the renderer reads besides the latent, for visual tokens [B, h, w] and
-    their texts: codes, text ids + mask (or the AR's text states), the plan latent."""
+  @property
+  def uses_layout(self) -> bool:
+    return bool(self.config.model.visual_codes and self.config.model.get("layout_len", 0))
+
+  def conditioning(self, codes: np.ndarray, texts: list[str], layouts=None
+                   ) -> dict[str, np.ndarray]:
+    """What the renderer reads besides the latent, for visual tokens [B, h, w], their
+    texts and (optionally, per row) written plans: codes, text ids + mask (or the AR's
+    text states), the plan latent, the layout arrays."""
     ids, mask = encode_text(self.tokenizer, texts, int(self.config.model.text_len))
     rows = {"codes": codes, "text_ids": ids, "text_mask": mask}
     if self.ar_text is not None:
       rows["text_states"], rows["text_mask"] = self.ar_text(texts)
     if self.uses_plan:
       rows["plan"] = self.frontend.plan_latent(codes)
+    if self.uses_layout:
+      from unified_mm.models.renderer.layout_inputs import layout_arrays  # noqa: PLC0415
+      m = self.config.model
+      rows.update(layout_arrays(self.tokenizer, layouts or [None] * len(codes),
+                                int(m.layout_len), int(self.config.data.layout_bins)))
     return rows
 
   def build_model(self, rngs: nnx.Rngs) -> Renderer:
@@ -195,6 +225,9 @@ class RendererTask:
       inputs["codes"] = batch["codes"]
     if self.uses_plan:
       inputs["plan"] = batch["plan"]
+    if self.uses_layout:
+      for key in ("layout_ids", "layout_boxes", "layout_mask"):
+        inputs[key] = batch[key]
     if self.config.model.text_source == "own":
       inputs["text_ids"], inputs["text_mask"] = batch["text_ids"], batch["text_mask"]
     elif self.config.model.text_source == "ar":
@@ -230,6 +263,9 @@ class RendererTask:
       axes["text_states"] = ("batch", "length", "embed")
     if self.uses_plan:
       axes["plan"] = ("batch", "height", "width", "channels")
+    if self.uses_layout:
+      axes |= {"layout_ids": ("batch", None, None), "layout_boxes": ("batch", None, None),
+               "layout_mask": ("batch", None)}
     return axes
 
   def make_data(self, process_index: int, process_count: int, local_batch_size: int):

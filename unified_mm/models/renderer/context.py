@@ -19,7 +19,11 @@
            computed outside the renderer's gradient and projected here;
     "none" no text.
   `visual_codes=0` gives a text-only renderer (the Stable-Diffusion-style
-  baseline).
+  baseline);
+- the written plan (`layout_len` > 0, layout_context.py): one token per
+  object (label + box) appended to the context, and a canvas of the objects'
+  boxes added to the visual tokens; rows without a plan pass an empty
+  `layout_mask` and get neither.
 A few pre-LN self-attention layers then mix the context, so text words can
 bind to each other before the latent tokens read them.
 
@@ -60,8 +64,8 @@ class ContextEncoder(nnx.Module):
   def __init__(self, *, embed_dim: int, num_heads: int, visual_codes: int, visual_grid: int,
                text_source: str, text_vocab: int, text_len: int, ar_dim: int = 0,
                depth: int = 1, visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
-               plan_patch: int = 2, dtype=jnp.float32, param_dtype=jnp.float32,
-               rngs: nnx.Rngs):
+               plan_patch: int = 2, layout_len: int = 0, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     if text_source not in TEXT_SOURCES:
       raise ValueError(f"text_source={text_source!r}; expected one of {TEXT_SOURCES}")
     if not visual_codes and text_source == "none":
@@ -102,6 +106,12 @@ class ContextEncoder(nnx.Module):
                                 kernel_init=layers.partitioned(nnx.initializers.lecun_normal(),
                                                                None, "embed"),
                                 bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
+    self.uses_layout = bool(visual_codes and layout_len)
+    if self.uses_layout:
+      from unified_mm.models.renderer.layout_context import LayoutEncoder  # noqa: PLC0415
+      self.label_embed = nnx.Embed(text_vocab, embed_dim,
+                                   embedding_init=layers.partitioned(emb_init, "vocab", "embed"), **kw)
+      self.layout = LayoutEncoder(embed_dim, **kw)
     self.layers = nnx.List([ContextLayer(embed_dim, num_heads, **kw) for _ in range(depth)])
     self.norm = layers.layer_norm(embed_dim, affine=True, **kw)
 
@@ -119,10 +129,13 @@ class ContextEncoder(nnx.Module):
 
   def __call__(self, *, codes: jax.Array | None = None, text_ids: jax.Array | None = None,
                text_mask: jax.Array | None = None, text_states: jax.Array | None = None,
-               plan: jax.Array | None = None, keep: jax.Array | None = None
-               ) -> tuple[jax.Array, jax.Array]:
+               plan: jax.Array | None = None, layout_ids: jax.Array | None = None,
+               layout_boxes: jax.Array | None = None, layout_mask: jax.Array | None = None,
+               keep: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """codes [B, Hv, Wv] int, text_ids [B, L], text_mask [B, L], text_states [B, L, Dar],
     plan [B, Hv * p, Wv * p, C] (the plan latent, with plan_channels),
+    layout_ids [B, O, W] label text ids (0-padded), layout_boxes [B, O, 4] in [0, 1],
+    layout_mask [B, O] (with layout_len),
     keep [B] bool (False: only the null token, CFG's unconditional branch)
     -> context [B, S, D], mask [B, S]."""
     ref = codes if self.uses_visual else (text_ids if self.text_source == "own" else text_states)
@@ -139,8 +152,16 @@ class ContextEncoder(nnx.Module):
       if self.uses_plan:
         from unified_mm.models.renderer.dit import patchify  # noqa: PLC0415
         h = h + self.plan_embed(patchify(plan.astype(h.dtype), self.plan_patch))
+      objects = None
+      if self.uses_layout:
+        objects, canvas = self.layout(self.label_embed(layout_ids), layout_ids > 0,
+                                      layout_boxes, layout_mask, hv)
+        h = h + canvas.astype(h.dtype)
       parts.append(h)
       masks.append(jnp.ones((b, hv * wv), bool))
+      if objects is not None:
+        parts.append(objects.astype(h.dtype))
+        masks.append(layout_mask.astype(bool))
     if self.text_source != "none":
       h, m = self._text(text_ids, text_mask, text_states)
       parts.append(h.astype(parts[0].dtype))

@@ -50,8 +50,8 @@ class Renderer(nnx.Module):
                ar_dim: int = 0, context_depth: int = 1, visual_add: bool = True,
                visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
                plan_residual: float = 0.0, plan_refiner_width: int = 0,
-               plan_refiner_depth: int = 2, dtype=jnp.float32, param_dtype=jnp.float32,
-               rngs: nnx.Rngs):
+               plan_refiner_depth: int = 2, layout_len: int = 0, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
     if plan_residual and not (plan_channels and visual_codes):
       raise ValueError(f"plan_residual={plan_residual} needs the plan latent "
@@ -72,7 +72,8 @@ class Renderer(nnx.Module):
         embed_dim=embed_dim, num_heads=num_heads, visual_codes=visual_codes,
         visual_grid=visual_grid, text_source=text_source, text_vocab=text_vocab,
         text_len=text_len, ar_dim=ar_dim, depth=context_depth, visual_levels=visual_levels,
-        plan_channels=plan_channels, plan_patch=latent_size // visual_grid, dtype=dtype,
+        plan_channels=plan_channels, plan_patch=latent_size // visual_grid,
+        layout_len=layout_len, dtype=dtype,
         param_dtype=param_dtype, rngs=rngs)
     self.dit = DiT(latent_size=latent_size, latent_channels=latent_channels,
                    patch_size=patch_size, embed_dim=embed_dim, depth=depth,

@@ -50,5 +50,6 @@ def load_ar(workdir: str | pathlib.Path, num_codes: int, devices=None,
     sharding = NamedSharding(mesh, PartitionSpec())
     params = ckpts.restore_params(step, {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
                                          for k, v in abstract_params.items()})
-  vocab = Vocab(int(config.data.text_vocab_size), int(num_codes))
+  vocab = Vocab(int(config.data.text_vocab_size), int(num_codes),
+                layout_bins=int(config.data.get("layout_bins", 0)))
   return ArStage(model_def.module(params), config, vocab, load_or_train_tokenizer(config.data))
