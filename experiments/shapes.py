@@ -85,7 +85,7 @@ def ar_config():
   image -> caption, and the loss weighs a text target 5x an image code (a
   caption is ~15 tokens against 256 codes); at 1,500 steps `umm caption`
   was still below the 80% bar (14 / 20). Measured inside `./scripts/demo`
-  from a clean checkout (docs/ar.md "session 7"): caption match 0.84 at
+  from a clean checkout of 58060ab (docs/ar.md): caption match 0.84 at
   1,800 and 0.94 at 2,700; `umm caption` 20 / 20.
   """
   import ml_collections  # noqa: PLC0415
@@ -209,10 +209,10 @@ def latent_decoder_config():
   renderer with its preset sampler (~3 minutes, cached in the workdir), then
   4,000 steps of 32 on the decoder alone (edge-weighted L1; encoder, codes and
   preview decoder stay bit-equal, so the workdir replaces ROOT/tokenizer).
-  Measured (docs/renderer.md, session 5; 500 held-out scenes, TRUE tokens,
-  renderer `runs/s4/renderer_cont` from the session-4 crisp decoder): 12 min;
-  through the renderer, palette share 0.9818 (preview 0.9803: crisper at
-  every tolerance), round-trip 0.928, PSNR 34.0 dB (preview 34.3).
+  Measured inside `./scripts/demo` from a clean checkout of 58060ab
+  (docs/renderer.md; 500 held-out scenes, TRUE tokens): 11.5 min; through
+  the renderer, palette share 0.9817 (preview 0.9803), round-trip 0.928,
+  PSNR 34.0 dB (preview 34.3).
   """
   import ml_collections  # noqa: PLC0415
 
