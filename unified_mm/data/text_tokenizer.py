@@ -43,6 +43,10 @@ class TextTokenizer:
   def encode(self, text: str) -> np.ndarray:
     return np.asarray(self._sp.encode(text), np.int32)
 
+  def pieces(self, text: str) -> list[str]:
+    """The pieces `text` splits into ("<0x..>" for bytes of unseen characters)."""
+    return list(self._sp.encode(text, out_type=str))
+
   def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
     return [np.asarray(ids, np.int32) for ids in self._sp.encode(texts)]
 

@@ -75,13 +75,13 @@ def _draw(stages, prompts: list[str], setting: dict, seed: int) -> tuple[np.ndar
     chunk = prompts[start:start + BATCH]
     padded = chunk + [chunk[-1]] * (BATCH - len(chunk))  # one compiled shape
     t0 = time.perf_counter()
-    out, _ = generate(stages, padded, seed=seed + start, cfg_scale=float(setting["cfg"]),
+    out = generate(stages, padded, seed=seed + start, cfg_scale=float(setting["cfg"]),
                       temperature=float(setting.get("temperature", 1.0)),
                       preview=bool(setting.get("preview", False)),
                       steps=int(setting.get("steps", 8)), chunks=int(setting.get("chunks", 1)),
                       render_cfg=float(setting.get("render_cfg", 1.0)),
                       method=str(setting.get("method", "heun")))
-    out = np.asarray(out)
+    out = np.asarray(out.images)
     times.append((time.perf_counter() - t0, len(chunk)))
     images.extend(out[:len(chunk)])
   warm = times[1:] or times

@@ -3,10 +3,13 @@
     stages = load_stages("runs/shapes")
     images = generate(stages, ["two red circles left of a blue square"], seed=0)
 
+- `plan_layouts` (planned generation): `BOS text BOL`, then the model writes
+  its plan under the grammar mask (`LayoutConstraint`: a malformed plan cannot
+  be sampled), CFG against `BOS BOL`; the plan is parsed into objects;
 - `plan_codes`: SentencePiece ids in the caption->image layout
-  `BOS text BOI`, then exactly the grid's count of image codes, sampled with the
-  KV cache under `ImageSpanConstraint` (only image codes inside BOI...EOI) and
-  classifier-free guidance against the caption-less prompt `BOS BOI`;
+  `BOS text [BOL plan EOL] BOI`, then exactly the grid's count of image codes, sampled
+  with the KV cache under `ImageSpanConstraint` (only image codes inside BOI...EOI) and
+  classifier-free guidance against the prompt without caption or plan, `BOS BOI`;
 - `render_codes`: the renderer draws a latent from those codes (and the prompt,
   when it reads text), the tokenizer's latent decoder turns it into pixels;
   `preview=True` instead decodes the codes with the tokenizer's preview decoder;
@@ -16,14 +19,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 
 from unified_mm.generate.stages import ArStage, Stages
 
 
+# Prompt lengths are rounded up to a multiple of this, so a benchmark of varied
+# prompts compiles the decoder a few times rather than once per length.
+LENGTH_BUCKET = 16
+
+
 def _left_padded(rows: list[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]:
-  length = max(len(r) for r in rows)
+  length = -(-max(len(r) for r in rows) // LENGTH_BUCKET) * LENGTH_BUCKET
   tokens = np.full((len(rows), length), pad, np.int32)
   mask = np.zeros((len(rows), length), bool)
   for i, r in enumerate(rows):
@@ -49,11 +59,42 @@ def _sample_image(ar: ArStage, prompts: list[np.ndarray], uncond: list[np.ndarra
   return v.ids_to_codes(np.asarray(out)).reshape(len(prompts), grid, grid)
 
 
-def plan_codes(ar: ArStage, prompts: list[str], rng, *, grid: int, cfg_scale: float = 3.0,
-               temperature: float = 1.0, top_k: int = 0) -> np.ndarray:
-  """[B, grid, grid] visual-token ids for text prompts."""
+def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = 24,
+                 cfg_scale: float = 1.0, temperature: float = 1.0, top_k: int = 0
+                 ) -> list[np.ndarray]:
+  """The written plan of each prompt: ids BOL ... EOL (always well-formed)."""
+  from unified_mm.models.transformer.layout_constraint import layout_constraint  # noqa: PLC0415
+  from unified_mm.models.transformer.sampling import sample  # noqa: PLC0415
+  from unified_mm.data.layout import MAX_LABEL_TOKENS  # noqa: PLC0415
   v = ar.vocab
-  rows = [np.concatenate([[v.bos], ar.text.encode(p), [v.boi]]).astype(np.int32) for p in prompts]
+  if not v.layout_bins:
+    raise ValueError("this transformer was trained without plans (data.layout_bins=0)")
+  rows = [np.concatenate([[v.bos], ar.text.encode(p), [v.bol]]).astype(np.int32) for p in prompts]
+  tokens, mask = _left_padded(rows, v.pad)
+  guided = {}
+  if cfg_scale != 1.0:
+    u_tokens, u_mask = _left_padded([np.array([v.bos, v.bol], np.int32)] * len(prompts), v.pad)
+    guided = dict(cfg_scale=cfg_scale, uncond_tokens=u_tokens, uncond_mask=u_mask)
+  steps = max_objects * (MAX_LABEL_TOKENS + 5) + 1
+  out = np.asarray(sample(ar.model, tokens, steps, rng, temperature=temperature, top_k=top_k,
+                          constraint=layout_constraint(v, max_objects=max_objects),
+                          prompt_mask=mask, pad_id=v.pad, **guided))
+  plans = []
+  for row in out:
+    end = int(np.flatnonzero(row == v.eol)[0]) if (row == v.eol).any() else len(row) - 1
+    plans.append(np.concatenate([[v.bol], row[:end], [v.eol]]).astype(np.int32))
+  return plans
+
+
+def plan_codes(ar: ArStage, prompts: list[str], rng, *, grid: int, cfg_scale: float = 3.0,
+               temperature: float = 1.0, top_k: int = 0,
+               plans: list[np.ndarray] | None = None) -> np.ndarray:
+  """[B, grid, grid] visual-token ids for text prompts (drawn after each row's
+  written plan, BOL ... EOL ids, when `plans` are given)."""
+  v = ar.vocab
+  plans = plans or [np.zeros((0,), np.int32)] * len(prompts)
+  rows = [np.concatenate([[v.bos], ar.text.encode(p), plan, [v.boi]]).astype(np.int32)
+          for p, plan in zip(prompts, plans)]
   uncond = [np.array([v.bos, v.boi], np.int32)] * len(prompts)
   return _sample_image(ar, rows, uncond, rng, grid=grid, cfg_scale=cfg_scale,
                        temperature=temperature, top_k=top_k)
@@ -90,14 +131,15 @@ def caption_codes(ar: ArStage, codes: np.ndarray, rng, *, max_tokens: int = 48) 
 
 def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, steps: int = 8,
                  chunks: int = 1, cfg_scale: float = 1.0, method: str = "heun",
-                 start: float | None = None) -> np.ndarray:
-  """uint8 [B, H, W, 3]: the renderer's latent for the codes, through the latent decoder."""
+                 start: float | None = None, layouts: list | None = None) -> np.ndarray:
+  """uint8 [B, H, W, 3]: the renderer's latent for the codes (and each row's parsed
+  plan, a list of LayoutObject or None), through the latent decoder."""
   from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
   task = stages.renderer_task
   grid = stages.frontend.code_grid
   if np.shape(codes)[1:] != (grid, grid):
     raise ValueError(f"codes of shape {np.shape(codes)}: the tokenizer's grid is {grid} x {grid}")
-  inputs = task.context_inputs(task.conditioning(np.asarray(codes, np.int32), prompts))
+  inputs = task.context_inputs(task.conditioning(np.asarray(codes, np.int32), prompts, layouts))
   z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
                      method=method, shift=float(task.config.sample.shift),
                      start=float(task.config.sample.get("start", 1.0) if start is None else start),
@@ -105,22 +147,41 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
   return stages.frontend.decode_latent(jax.device_get(z))
 
 
+@dataclasses.dataclass
+class Generated:
+  images: np.ndarray                    # uint8 [B, H, W, 3]
+  codes: np.ndarray                     # [B, g, g] visual tokens
+  plans: list | None = None             # per row: parsed LayoutObjects (planned generation)
+
+
 def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: float = 3.0,
              temperature: float = 1.0, top_k: int = 0, preview: bool = False,
              steps: int = 8, chunks: int = 1, render_cfg: float = 1.0, method: str = "heun",
-             start: float | None = None, init_images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """(images uint8 [B, H, W, 3], codes [B, g, g]) for prompts (or edit instructions
-  when `init_images` [B, H, W, 3] are given)."""
-  plan_rng, render_rng = jax.random.split(jax.random.key(seed))
+             start: float | None = None, init_images: np.ndarray | None = None,
+             planned: bool = False, plan_cfg: float = 1.0, plan_temperature: float = 1.0,
+             max_objects: int = 24) -> Generated:
+  """Images for prompts (or edit instructions when `init_images` [B, H, W, 3] are
+  given). `planned`: the transformer writes its plan first, then draws; the
+  renderer reads the plan too."""
+  code_rng, render_rng = jax.random.split(jax.random.key(seed))
+  plan_rng = jax.random.fold_in(code_rng, 1)  # the plain path keeps its keys
   grid = stages.frontend.code_grid
+  plans = None
   if init_images is not None:
     _, source = stages.frontend.encode(init_images)
-    codes = edit_codes(stages.ar, source, prompts, plan_rng, cfg_scale=cfg_scale,
+    codes = edit_codes(stages.ar, source, prompts, code_rng, cfg_scale=cfg_scale,
                        temperature=temperature, top_k=top_k)
   else:
-    codes = plan_codes(stages.ar, prompts, plan_rng, grid=grid, cfg_scale=cfg_scale,
-                       temperature=temperature, top_k=top_k)
+    plan_ids = None
+    if planned:
+      from unified_mm.data.layout import parse_layout  # noqa: PLC0415
+      plan_ids = plan_layouts(stages.ar, prompts, plan_rng, max_objects=max_objects,
+                              cfg_scale=plan_cfg, temperature=plan_temperature, top_k=top_k)
+      plans = [parse_layout(stages.ar.vocab, stages.ar.text, ids) for ids in plan_ids]
+    codes = plan_codes(stages.ar, prompts, code_rng, grid=grid, cfg_scale=cfg_scale,
+                       temperature=temperature, top_k=top_k, plans=plan_ids)
   if preview:
-    return stages.frontend.decode_codes(codes), codes
-  return render_codes(stages, codes, prompts, render_rng, steps=steps, chunks=chunks,
-                      cfg_scale=render_cfg, method=method, start=start), codes
+    return Generated(stages.frontend.decode_codes(codes), codes, plans)
+  images = render_codes(stages, codes, prompts, render_rng, steps=steps, chunks=chunks,
+                        cfg_scale=render_cfg, method=method, start=start, layouts=plans)
+  return Generated(images, codes, plans)

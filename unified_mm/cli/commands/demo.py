@@ -1,14 +1,19 @@
-"""`umm demo --workdir ROOT [--scale S]`: the whole system on the shapes world.
+"""`umm demo --workdir ROOT [--scale S] [--baseline]`: the whole system on the shapes world.
 
 Trains the three stages into one run root, each resuming if interrupted:
-ROOT/tokenizer_base, whose latent decoder ROOT/tokenizer_crisp fine-tunes for
-crisp output; ROOT/ar and ROOT/renderer on its tokens and latents; then
-ROOT/tokenizer, that decoder fine-tuned on the renderer's own samples (what
-`umm generate` reads). Then it draws the built-in
-benchmark's prompts, scores the images with the scene analyzer and writes
-ROOT/demo/{grid.png, scores.json}. `--scale 0.1` shortens every stage ten-fold
-(a smoke run; images will be poor). `--config.<stage>.<key>=value` overrides
-one stage's config (by its variant name in experiments/shapes.py), e.g.
+ROOT/tokenizer (the image tokenizer), then ROOT/ar (the unified transformer,
+on the tokenizer's codes) and ROOT/renderer (the latent diffusion renderer, on
+its latents). Then it runs the benchmark on every path (planned and plain,
+through the renderer and the preview decoder; eval/shapes_benchmark.py) with
+captioning and editing, and writes ROOT/report.md (eval/report.py) with the
+stage wall times and the machine's matmul probe.
+
+`--baseline` also trains the text-only renderer (experiments/shapes.py:
+renderer_text_only) into ROOT/renderer_text_only with as many training FLOPs
+as the transformer and renderer together (XLA's count of each compiled step),
+and the report includes it. `--scale 0.1` shortens every stage ten-fold (a
+smoke run; images will be poor). `--config.<stage>.<key>=value` overrides one
+stage's config (by its variant name in experiments/shapes.py), e.g.
 `--config.ar.train.batch_size=8`.
 """
 
@@ -17,41 +22,39 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
+import shlex
 import sys
+import time
 
-HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then generate and score."
+HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then benchmark and report."
 
 # (variant of experiments/shapes.py, workdir under ROOT), in training order.
-STAGES = (("tokenizer", "tokenizer_base"), ("tokenizer_decoder", "tokenizer_crisp"), ("ar", "ar"),
-          ("renderer", "renderer"), ("latent_decoder", "tokenizer"))
-CATEGORIES = ("single", "colours", "two", "counting", "position")
+STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer", "renderer"))
+BASELINE = ("renderer_text_only", "renderer_text_only")
 
 
 def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True, help="run root (tokenizer/, ar/, renderer/)")
   parser.add_argument("--scale", type=float, default=1.0, help="multiplies every stage's steps")
-  parser.add_argument("--prompts-per-category", type=int, default=4)
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--baseline", action="store_true",
+                      help="also train the text-only renderer at equal training FLOPs")
+  parser.add_argument("--prompts-per-category", type=int, default=50)
+  parser.add_argument("--caption-scenes", type=int, default=50)
+  parser.add_argument("--edit-scenes", type=int, default=50)
+  parser.add_argument("--seed", type=int, default=20_011, help="benchmark prompt seed")
 
 
-def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[str]):
+def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[str],
+                  steps: int | None = None):
   from unified_mm.config.loading import apply_overrides, load_config  # noqa: PLC0415
   experiments = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "shapes.py"
   config = load_config(f"{experiments}:{stage}")
-  steps = max(10, int(config.train.steps * scale))
-  if stage == "tokenizer":
-    linked = []
-  elif stage == "tokenizer_decoder":
-    linked = [f"ckpt.init_from={root / 'tokenizer_base'}"]
-  elif stage == "latent_decoder":
-    pool = max(int(config.train.batch_size), int(config.data.pool_size * scale))
-    linked = [f"ckpt.init_from={root / 'tokenizer_crisp'}", f"data.renderer_dir={root / 'renderer'}",
-              f"data.pool_size={pool}"]
-  else:
-    linked = [f"data.image_tokenizer_dir={root / 'tokenizer_crisp'}"]
-  every = max(steps // 3, 1)
-  return apply_overrides(config, [f"train.steps={steps}", f"ckpt.save_every_steps={every}",
-                                  f"train.eval_every_steps={every}", *linked,
+  steps = steps or max(10, int(config.train.steps * scale))
+  linked = [] if stage == "tokenizer" else [f"data.image_tokenizer_dir={root / 'tokenizer'}"]
+  # Checkpoints twice per stage (resume); the stage's evaluators once, at its end.
+  return apply_overrides(config, [f"train.steps={steps}",
+                                  f"ckpt.save_every_steps={max(steps // 2, 1)}",
+                                  f"train.eval_every_steps={steps}", *linked,
                                   *_stage_overrides(stage, overrides)])
 
 
@@ -61,48 +64,71 @@ def _stage_overrides(stage: str, overrides: list[str]) -> list[str]:
   return [o[len(prefix):] for o in overrides if o.startswith(prefix)]
 
 
-def _benchmark(root: pathlib.Path, per_category: int, seed: int) -> dict:
-  import numpy as np  # noqa: PLC0415
+def step_flops(config) -> float:
+  """XLA's FLOP count of one compiled training step on this process's devices."""
+  import jax  # noqa: PLC0415
 
-  from unified_mm.data.shapes.preview import preview_grid  # noqa: PLC0415
-  from unified_mm.data.shapes.prompts import sample_prompt  # noqa: PLC0415
-  from unified_mm.data.shapes.scorer import score, summarize  # noqa: PLC0415
-  from unified_mm.generate.pipeline import generate  # noqa: PLC0415
-  from unified_mm.generate.stages import load_stages  # noqa: PLC0415
+  from unified_mm.plan.aot import compile_train_step  # noqa: PLC0415
+  devices = jax.devices()[:1]
+  c = config.copy_and_resolve_references()
+  c.mesh.update(data=1, fsdp=1, tensor=1)
+  return float(compile_train_step(c, devices).flops or 0.0)
 
-  rng = np.random.default_rng(seed)
-  asked = [sample_prompt(rng, c)[:2] for c in CATEGORIES for _ in range(per_category)]
-  stages = load_stages(root)
-  sample = stages.renderer_task.config.sample
-  images = []
-  for start in range(0, len(asked), 8):
-    prompts = [text for text, _ in asked[start:start + 8]]
-    out, _ = generate(stages, prompts, seed=seed + start, steps=int(sample.steps),
-                      chunks=int(sample.chunks), render_cfg=float(sample.cfg_scale),
-                      method=str(sample.method))
-    images.extend(np.asarray(out))
-  results = [score(spec, image) for (_, spec), image in zip(asked, images)]
-  out_dir = root / "demo"
-  out_dir.mkdir(parents=True, exist_ok=True)
-  preview_grid(images, [text for text, _ in asked], out_dir / "grid.png", cols=len(CATEGORIES))
-  summary = summarize(results)
-  (out_dir / "scores.json").write_text(json.dumps(summary, indent=2))
-  return summary
+
+def _baseline_steps(root: pathlib.Path, args, log) -> tuple[int, dict[str, float]]:
+  """Steps of the text-only renderer that spend the transformer's + renderer's training FLOPs."""
+  spent = {}
+  for stage, _ in STAGES[1:]:
+    c = _stage_config(stage, root, args.scale, args.overrides)
+    spent[stage] = step_flops(c) * int(c.train.steps)
+  per_step = step_flops(_stage_config(BASELINE[0], root, args.scale, args.overrides))
+  steps = max(10, int(round(sum(spent.values()) / per_step)))
+  log.info("baseline: %.3g FLOPs (ar %.3g + renderer %.3g) / %.3g per step = %d steps",
+           sum(spent.values()), spent["ar"], spent["renderer"], per_step, steps)
+  return steps, {"ar": spent["ar"], "renderer": spent["renderer"], "text-only": steps * per_step}
 
 
 def run(args) -> int:
   from unified_mm.cli.commands.train import _setup_logging  # noqa: PLC0415
   _setup_logging("INFO")
-  from unified_mm.cli.commands.train import train_stage as train_and_evaluate  # noqa: PLC0415
+  from unified_mm.bench.matmul import matmul_tflops  # noqa: PLC0415
+  from unified_mm.cli.commands.train import train_stage  # noqa: PLC0415
+  from unified_mm.eval.report import write_report  # noqa: PLC0415
+  from unified_mm.eval.shapes_benchmark import run_benchmark  # noqa: PLC0415
 
   root = pathlib.Path(args.workdir)
   log = logging.getLogger("unified_mm.demo")
-  for stage, workdir in STAGES:
-    config = _stage_config(stage, root, args.scale, args.overrides)
+  probe = matmul_tflops()
+  log.info("matmul probe: %.3f TFLOP/s (XLA f32, 4 chained 2048^2 matmuls)", probe)
+  times, notes = {}, []
+  jobs = [(stage, workdir, None) for stage, workdir in STAGES]
+  for stage, workdir, steps in jobs:
+    config = _stage_config(stage, root, args.scale, args.overrides, steps)
     config.lock()
     log.info("stage %s: %d steps -> %s", stage, config.train.steps, root / workdir)
-    train_and_evaluate(config, root / workdir)
-  summary = _benchmark(root, args.prompts_per_category, args.seed)
-  print(json.dumps({"root": str(root), **{k: round(v, 3) for k, v in summary.items()}}),
-        file=sys.stdout)
+    t0 = time.perf_counter()
+    train_stage(config, root / workdir)
+    times[stage] = time.perf_counter() - t0
+  if args.baseline:
+    steps, flops = _baseline_steps(root, args, log)
+    notes.append("Training FLOPs (XLA's count of each compiled step x steps): "
+                 + ", ".join(f"{k} {v:.3g}" for k, v in flops.items())
+                 + f"; the text-only renderer trains {steps} steps to match ar + renderer.")
+    config = _stage_config(BASELINE[0], root, args.scale, args.overrides, steps)
+    config.lock()
+    t0 = time.perf_counter()
+    train_stage(config, root / BASELINE[1])
+    times[BASELINE[0]] = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  out = run_benchmark(root, per_category=args.prompts_per_category,
+                      caption_scenes=args.caption_scenes, edit_scenes=args.edit_scenes,
+                      seed=args.seed)
+  times["benchmark"] = time.perf_counter() - t0
+  command = "umm demo " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
+  report = write_report(root, paths=out["paths"], captioning=out["captioning"],
+                        editing=out["editing"], stage_times=times, probe_tflops=probe,
+                        commands=[command], extra_notes=notes)
+  overall = {name: round(p["summary"]["overall"], 3) for name, p in out["paths"].items()}
+  print(json.dumps({"root": str(root), "report": str(report), "overall": overall,
+                    "minutes": round(sum(times.values()) / 60, 1)}), file=sys.stdout)
   return 0

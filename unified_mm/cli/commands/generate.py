@@ -1,7 +1,11 @@
 """`umm generate --workdir ROOT --prompt "..." --out FILE.png [options]`
 
-prompt -> SentencePiece -> unified transformer (exactly the grid's count of
-visual tokens, logit-masked, CFG) -> renderer -> tokenizer latent decoder -> PNG.
+prompt -> SentencePiece -> unified transformer (its written plan under the
+grammar mask, then exactly the grid's count of visual tokens, logit-masked,
+CFG) -> renderer (reads codes, prompt and plan) -> tokenizer latent decoder -> PNG.
+
+    --show-plan      print each image's plan (label and box per object) to stderr
+    --no-plan        the plain path: codes straight after the caption
 
     --num N          N samples of the prompt (FILE.png, FILE_1.png, ...)
     --prompt-file F  one prompt per line; writes OUT/000.png, ... (OUT a directory)
@@ -42,6 +46,8 @@ def add_arguments(parser) -> None:
   parser.add_argument("--preview", action="store_true", help="skip the renderer")
   parser.add_argument("--init-image", default="", help="PNG to edit in context")
   parser.add_argument("--batch-size", type=int, default=8)
+  parser.add_argument("--show-plan", action="store_true", help="print the written plans")
+  parser.add_argument("--no-plan", action="store_true", help="draw without writing a plan")
 
 
 def _jobs(args) -> list[tuple[str, pathlib.Path]]:
@@ -66,8 +72,16 @@ def run(args) -> int:
   from unified_mm.generate.pipeline import generate
   from unified_mm.generate.stages import load_stages
 
+  from unified_mm.data.layout import layout_text
+  from unified_mm.generate.prompt_notes import prompt_notes
+
   jobs = _jobs(args)
   stages = load_stages(args.workdir, need_renderer=not args.preview)
+  planned = bool(stages.ar.vocab.layout_bins) and not args.no_plan and not args.init_image
+  notes = {p: prompt_notes(p, stages.ar.text) for p in dict.fromkeys(p for p, _ in jobs)}
+  for prompt, lines in notes.items():
+    for line in lines:
+      print(f"note: {prompt!r}: {line}", file=sys.stderr)
   sample = dict(stages.renderer_task.config.sample) if stages.renderer_task else {}
   for key, value in (("steps", args.steps), ("chunks", args.chunks),
                      ("cfg_scale", args.render_cfg), ("method", args.method),
@@ -83,18 +97,21 @@ def run(args) -> int:
     chunk = jobs[start:start + b]
     prompts = [p for p, _ in chunk] + [chunk[-1][0]] * (b - len(chunk))  # one compiled shape
     t0 = time.perf_counter()
-    images, _ = generate(
+    out = generate(
         stages, prompts, seed=args.seed + start, cfg_scale=args.cfg, temperature=args.temperature,
         top_k=args.top_k, preview=args.preview, steps=int(sample.get("steps", 8)),
         chunks=int(sample.get("chunks", 1)), render_cfg=float(sample.get("cfg_scale", 1.0)),
         method=sample.get("method", "heun"), start=sample.get("start"),
-        init_images=None if init is None else np.repeat(init, b, axis=0))
+        init_images=None if init is None else np.repeat(init, b, axis=0), planned=planned)
     times.append((time.perf_counter() - t0, len(chunk)))
-    for (_, path), image in zip(chunk, images):
+    for i, ((prompt, path), image) in enumerate(zip(chunk, out.images)):
       Image.fromarray(np.asarray(image)).save(path)
+      if args.show_plan and out.plans is not None:
+        print(f"plan for {prompt!r} ({path.name}):\n{layout_text(out.plans[i])}", file=sys.stderr)
   warm = times[1:] or times
   rate = sum(n for _, n in warm) / sum(t for t, _ in warm)
-  print(json.dumps({"images": len(jobs), "renderer": not args.preview, "batch_size": b,
+  print(json.dumps({"images": len(jobs), "renderer": not args.preview, "planned": planned,
+                    "notes": {p: n for p, n in notes.items() if n}, "batch_size": b,
                     "images_per_s": round(rate, 3), "first_batch_s": round(times[0][0], 2),
                     "out": str(args.out)}), file=sys.stdout)
   return 0
