@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import pathlib
 
 import pytest
@@ -79,6 +80,7 @@ def _targets(node: ast.AST, module: str, is_package: bool, modules: set[str]) ->
   return list(dict.fromkeys(out))
 
 
+@functools.cache  # one read of the package per test session
 def read_imports() -> tuple[set[str], list[Import]]:
   files = sorted(PACKAGE.rglob("*.py"))
   modules = {module_name(f) for f in files}
