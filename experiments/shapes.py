@@ -158,8 +158,9 @@ def renderer_config():
   # noise; /4 codes: 0.84 from the plan alone, 0.84 from 0.5, 0.83 from noise).
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,
                                             shift=1.0, start=1.0))
+  # layout_prob 1: held-out rows carry their plan, as planned generation gives them.
   c.eval = ml_collections.ConfigDict(dict(seed=10_007, num_scenes=100, max_objects=4,
-                                          batch_size=100, description_prob=1.0))
+                                          batch_size=100, description_prob=1.0, layout_prob=1.0))
   c.train.update(steps=1000, batch_size=32, log_every_steps=50, eval_every_steps=500)
   c.optim.update(lr=1e-3, warmup_steps=100, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99,
                  ema_decay=0.99)

@@ -1,10 +1,12 @@
-"""Sampling sweep for a shapes run root: transformer CFG x temperature x renderer steps/chunks.
+"""Sampling sweep for a shapes run root: code CFG x plan temperature x renderer steps/chunks.
 
     umm eval --workdir runs/demo --sweep experiments/sweeps/shapes_sampling.py --out runs/demo/eval
 
-One row per (AR checkpoint, setting): GenEval-style scores per category,
-binding accuracy vs object count, preview-path scores, images/s. About a
-minute per row on 2 CPU cores at the default 4 prompts per category.
+One row per (AR checkpoint, setting), each with its own report.md: GenEval-style
+scores per category with intervals for every path (planned / plain, renderer /
+preview, text-only when trained), binding accuracy vs object count, plan
+diagnostics. Setting keys: eval/shapes_benchmark.py's AR_KEYS and RENDER_KEYS.
+At the default 10 prompts per category a row takes a few minutes on 2 CPU cores.
 """
 
 import itertools
@@ -14,14 +16,16 @@ import ml_collections
 
 def get_sweep(arg: str = ""):
   c = ml_collections.ConfigDict()
-  c.prompts_per_category = 4
-  c.categories = ("single", "colours", "two", "counting", "position", "binding")
-  c.binding_counts = (2, 4, 6)
-  c.seed = 0
-  grid = itertools.product((1.0, 3.0), (1.0,), (4, 8), (1, 2))
-  c.settings = [dict(cfg=cfg, temperature=t, steps=steps, chunks=k)
+  c.prompts_per_category = 10
+  c.binding_counts = (2, 4, 8, 12)
+  c.seed = 20_011  # the benchmark's held-out prompt seed
+  c.caption_scenes = 0
+  c.edit_scenes = 0
+  grid = itertools.product((1.0, 3.0), (0.7, 1.0), (4, 8), (1, 2))
+  c.settings = [dict(cfg_scale=cfg, plan_temperature=t, steps=steps, chunks=k)
                 for cfg, t, steps, k in grid]
   if arg == "quick":
     c.prompts_per_category = 1
     c.settings = c.settings[:2]
+    c.binding_counts = (2, 4)
   return c

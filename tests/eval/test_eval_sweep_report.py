@@ -43,6 +43,7 @@ def test_report_files(tmp_path):
 def test_sweep_files_load_with_overrides():
   sweep = load_sweep("experiments/sweeps/shapes_sampling.py", ["--config.prompts_per_category=2"])
   assert sweep.prompts_per_category == 2
-  assert len(sweep.settings) == 8 and {"cfg", "steps", "chunks"} <= set(sweep.settings[0])
+  assert len(sweep.settings) == 16
+  assert {"cfg_scale", "plan_temperature", "steps", "chunks"} <= set(sweep.settings[0])
   quick = load_sweep("experiments/sweeps/shapes_sampling.py:quick", [])
   assert len(quick.settings) == 2

@@ -2,27 +2,33 @@
 
 import pathlib
 
-from unified_mm.cli.commands.demo import STAGES, _stage_config
+from unified_mm.cli.commands.demo import BASELINE, STAGES, _stage_config
+from unified_mm.config.loading import load_config
+
+SHAPES = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/shapes.py")
 
 
 def test_stages_link_to_the_workdirs_before_them_and_scale_their_steps(tmp_path):
   root = pathlib.Path(tmp_path)
-  configs = {stage: _stage_config(stage, root, 0.1, ["--config.ar.train.batch_size=4"])
-             for stage, _ in STAGES}
+  overrides = ["--config.ar.train.batch_size=4"]
+  configs = {stage: _stage_config(stage, root, 0.1, overrides) for stage, _ in (*STAGES, BASELINE)}
   workdirs = dict(STAGES)
   order = [stage for stage, _ in STAGES]
-  # The crisp decoder starts from the base tokenizer; ar and renderer read it.
-  assert configs["tokenizer_decoder"].ckpt.init_from == str(root / workdirs["tokenizer"])
-  assert configs["tokenizer_decoder"].loss.freeze_encoder
-  for stage in ("ar", "renderer"):
-    assert configs[stage].data.image_tokenizer_dir == str(root / workdirs["tokenizer_decoder"])
-    assert order.index(stage) > order.index("tokenizer_decoder")
-  # Last, the decoder learns from the trained renderer's samples and writes ROOT/tokenizer,
-  # the one `umm generate` reads.
-  dec = configs["latent_decoder"]
-  assert order[-1] == "latent_decoder" and workdirs["latent_decoder"] == "tokenizer"
-  assert dec.ckpt.init_from == str(root / workdirs["tokenizer_decoder"])
-  assert dec.data.renderer_dir == str(root / workdirs["renderer"])
-  assert dec.data.pool_size == 600  # 6,000 x 0.1
+  # The tokenizer comes first and writes ROOT/tokenizer, which every later stage reads
+  # (and `umm generate` loads).
+  assert order[0] == "tokenizer" and workdirs["tokenizer"] == "tokenizer"
+  for stage in ("ar", "renderer", BASELINE[0]):
+    assert configs[stage].data.image_tokenizer_dir == str(root / "tokenizer")
   assert configs["ar"].train.batch_size == 4 and configs["renderer"].train.batch_size != 4
-  assert configs["tokenizer"].train.steps == 500  # 5,000 x 0.1
+  full = load_config(SHAPES + ":tokenizer").train.steps
+  assert configs["tokenizer"].train.steps == max(10, int(full * 0.1))
+  # Evaluators run once, at each stage's end; checkpoints twice.
+  for c in configs.values():
+    assert c.train.eval_every_steps == c.train.steps
+    assert c.ckpt.save_every_steps == max(c.train.steps // 2, 1)
+
+
+def test_explicit_steps_win_over_the_scale(tmp_path):
+  c = _stage_config(BASELINE[0], pathlib.Path(tmp_path), 0.1, [], steps=1234)
+  assert c.train.steps == 1234
+  assert c.model.visual_codes == 0 and c.model.layout_len == 0  # text only

@@ -74,7 +74,7 @@ def test_renderer_with_ar_text_states_trains_and_generates(run_root, tmp_path):
   ren.model.update(embed_dim=32, depth=1, num_heads=2, ar_dim=32)
   ren.eval.num_scenes = 0
   batch = next(make_task(ren).make_data(0, 1, 4))
-  assert batch["text_states"].shape == (4, 32, 32)
+  assert batch["text_states"].shape == (4, int(ren.model.text_len), 32)
   assert batch["text_mask"][:, 0].all() and not batch["text_mask"].all()
   state = train_stage(ren, tmp_path / "root/renderer", devices=jax.devices()[:1])
   assert np.isfinite(float(state.step))

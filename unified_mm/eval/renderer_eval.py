@@ -47,7 +47,7 @@ class RendererEvaluator:
                batch_size: int = 100, steps: int = 8, method: str = "euler",
                cfg_scale: float = 1.0, chunks: int = 1, shift: float = 1.0,
                start: float = 1.0, grid_images: int = 8, out_dir: str | pathlib.Path | None = None,
-               description_prob: float = 0.0):
+               description_prob: float = 0.0, layout_prob: float = 0.0):
     from unified_mm.tasks.renderer import scene_batch  # noqa: PLC0415
     self.task = task
     self.sample = dict(steps=steps, method=method, cfg_scale=float(cfg_scale), chunks=chunks,
@@ -56,7 +56,7 @@ class RendererEvaluator:
     self.out_dir = pathlib.Path(out_dir) if out_dir is not None else None
     self.scenes, self.images, self.batch = scene_batch(
         task, seed=seed, indices=range(num_scenes), min_objects=1, max_objects=max_objects,
-        description_prob=description_prob)
+        description_prob=description_prob, layout_prob=layout_prob)
     self.preview = np.concatenate([task.frontend.decode_codes(self.batch["codes"][i:i + batch_size])
                                    for i in range(0, num_scenes, batch_size)])
     self.preview_metrics = {"preview_roundtrip": analyzer_roundtrip(self.preview, self.scenes),

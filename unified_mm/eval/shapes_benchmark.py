@@ -40,19 +40,55 @@ def _padded(items: list, batch: int) -> list:
   return items + [items[-1]] * (batch - len(items))
 
 
+# Sampling keys a sweep setting may hold: the transformer's, then the renderer's.
+AR_KEYS = ("cfg_scale", "temperature", "top_k", "plan_cfg", "plan_temperature", "max_objects")
+RENDER_KEYS = ("steps", "chunks", "render_cfg", "method", "start")
+
+
+def _render_sampling(stages: Stages, sampling: dict[str, Any]) -> dict[str, Any]:
+  """The renderer's preset sampler, with a setting's overrides."""
+  s = stages.renderer_task.config.sample
+  out = dict(steps=int(s.steps), chunks=int(s.chunks), render_cfg=float(s.cfg_scale),
+             method=str(s.method), start=float(s.start))
+  return out | {k: v for k, v in sampling.items() if k in RENDER_KEYS}
+
+
+def _ar_sampling(sampling: dict[str, Any]) -> dict[str, Any]:
+  unknown = set(sampling) - set(AR_KEYS) - set(RENDER_KEYS)
+  if unknown:
+    raise ValueError(f"unknown sampling keys {sorted(unknown)}; known: {AR_KEYS + RENDER_KEYS}")
+  return {k: v for k, v in sampling.items() if k in AR_KEYS}
+
+
+# The plan's object budget per batch, the smallest of these that covers the
+# batch's prompts with room for a few unasked objects: a plan's decode runs its
+# whole budget, so one-object prompts should not pay for twenty-four.
+PLAN_BUDGETS = (8, 16, 24)
+
+
+def plan_budget(prompts: list[str], cap: int = 24) -> int:
+  from unified_mm.data.shapes.captions import parse_caption  # noqa: PLC0415
+  asked = 0
+  for p in prompts:
+    try:
+      asked = max(asked, parse_caption(p).num_objects)
+    except ValueError:
+      return cap
+  return min(next((b for b in PLAN_BUDGETS if b >= asked + 4), cap), cap)
+
+
 def draw(stages: Stages, prompts: list[str], *, planned: bool, seed: int, batch: int,
          sampling: dict[str, Any]) -> dict[str, Any]:
   """Renderer images, preview images, codes and plans for every prompt, in batches
   of one compiled size; images/s over the batches after the first."""
-  sample = stages.renderer_task.config.sample
+  render, ar = _render_sampling(stages, sampling), _ar_sampling(sampling)
+  cap = int(ar.pop("max_objects", PLAN_BUDGETS[-1]))
   rendered, previews, plans, times = [], [], [], []
   for start in range(0, len(prompts), batch):
     chunk = prompts[start:start + batch]
     t0 = time.perf_counter()
     out = generate(stages, _padded(chunk, batch), seed=seed + start, planned=planned,
-                   steps=int(sample.steps), chunks=int(sample.chunks),
-                   render_cfg=float(sample.cfg_scale), method=str(sample.method),
-                   start=float(sample.start), **sampling)
+                   max_objects=plan_budget(chunk, cap), **render, **ar)
     rendered.extend(np.asarray(out.images)[:len(chunk)])
     previews.extend(np.asarray(stages.frontend.decode_codes(out.codes))[:len(chunk)])
     plans.extend((out.plans or [None] * batch)[:len(chunk)])
@@ -108,27 +144,34 @@ def editing(stages: Stages, n: int, *, batch: int, sampling: dict[str, Any],
             seed: int = benchmark.EDIT_SEED) -> dict[str, Any]:
   from unified_mm.data.shapes.render import render  # noqa: PLC0415
   cases = benchmark.edit_cases(seed, n)
-  sample = stages.renderer_task.config.sample
+  ar = {k: v for k, v in _ar_sampling(sampling).items() if k in ("cfg_scale", "temperature",
+                                                                  "top_k")}
   images = []
   for start in range(0, n, batch):
     chunk = _padded(cases[start:start + batch], batch)
     out = generate(stages, [c["instruction"] for c in chunk], seed=seed + start,
                    init_images=np.stack([render(c["source"]) for c in chunk]),
-                   steps=int(sample.steps), chunks=int(sample.chunks),
-                   render_cfg=float(sample.cfg_scale), method=str(sample.method),
-                   start=float(sample.start), **sampling)
+                   **_render_sampling(stages, sampling), **ar)
     images.extend(np.asarray(out.images)[:min(batch, n - start)])
   return benchmark.edit_accuracy(cases, np.stack(images))
+
+
+def default_sampling(stages: Stages) -> dict[str, Any]:
+  """The transformer's preset sampling (`sample` in its config), if it has one."""
+  return dict(stages.ar.config.get("sample", {}))
 
 
 def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
                   binding_counts=benchmark.BINDING_COUNTS, seed: int = benchmark.BENCHMARK_SEED,
                   batch: int = 50, sampling: dict[str, Any] | None = None,
-                  caption_scenes: int = 50, edit_scenes: int = 50) -> dict[str, Any]:
-  """{"paths": {name: path}, "captioning", "editing", "timings"} for `report.write_report`."""
+                  caption_scenes: int = 50, edit_scenes: int = 50,
+                  stages: Stages | None = None) -> dict[str, Any]:
+  """{"paths": {name: path}, "captioning", "editing", "timings"} for `report.write_report`.
+
+  `sampling` (see AR_KEYS, RENDER_KEYS) defaults to the transformer's preset."""
   root = pathlib.Path(root)
-  sampling = dict(sampling or {})
-  stages = load_stages(root)
+  stages = stages or load_stages(root)
+  sampling = default_sampling(stages) if sampling is None else dict(sampling)
   rows = benchmark.benchmark_prompts(seed, per_category, binding_counts)
   prompts = [row["prompt"] for row in rows]
   paths, timings = {}, {}
@@ -147,8 +190,8 @@ def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
              drawn["images_per_s"])
   if (root / TEXT_ONLY_DIR).exists():
     t0 = time.perf_counter()
-    paths["text-only renderer"] = _path(rows, text_only_images(root, stages, prompts, seed=seed,
-                                                               batch=batch))
+    images = text_only_images(root, stages, prompts, seed=seed, batch=batch)
+    paths["text-only renderer"] = _path(rows, images)
     timings["text-only"] = time.perf_counter() - t0
   t0 = time.perf_counter()
   captions = captioning(stages, caption_scenes) if caption_scenes else None

@@ -39,7 +39,7 @@ def renderer_evaluators(task) -> list:
     return []
   return [RendererEvaluator(task, num_scenes=int(e.num_scenes), out_dir=task.workdir,
                             description_prob=float(e.get("description_prob", 0.0)),
-                            **task.config.sample)]
+                            layout_prob=float(e.get("layout_prob", 0.0)), **task.config.sample)]
 
 
 def latent_decoder_evaluators(task) -> list:

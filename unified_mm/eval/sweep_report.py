@@ -12,7 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-SETTING_KEYS = ("checkpoint", "setting", "cfg", "temperature", "steps", "chunks", "preview")
+SETTING_KEYS = ("checkpoint", "setting", "cfg_scale", "temperature", "top_k", "plan_cfg",
+                "plan_temperature", "steps", "chunks", "render_cfg", "method", "start")
 
 
 class SweepReport:
@@ -41,7 +42,11 @@ class SweepReport:
     self._tensorboard()
 
   def markdown(self, columns: list[str]) -> str:
-    shown = [c for c in columns if c != "grid"]
+    # Per-path columns ("<path>/<metric>") stay in the CSV; the table shows each path's overall.
+    shown = [c for c in columns if c not in ("grid", "report")
+             and ("/" not in c or c.endswith("/overall") and c.count("/") == 1
+                  and not c.startswith(("single", "two", "counting", "colours", "position",
+                                        "binding")))]
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for r in self.rows:
       cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, ""))

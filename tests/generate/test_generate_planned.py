@@ -1,0 +1,102 @@
+"""Planned generation and the benchmark report on a run root of tiny, briefly
+trained stages: the wiring and the report's sections, not the quality."""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stage_factories import SHAPES, quick, tiny_renderer, tiny_tokenizer
+from unified_mm.cli.commands.train import train_stage
+from unified_mm.config.loading import load_config
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+  import jax
+  root = tmp_path_factory.mktemp("planned_root")
+  one = jax.devices()[:1]
+  train_stage(tiny_tokenizer(), root / "tokenizer", devices=one)
+  ar = quick(load_config(SHAPES + ":ar"))
+  ar.data.image_tokenizer_dir = str(root / "tokenizer")
+  ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
+  ar.train.eval_batches = 0
+  train_stage(ar, root / "ar", devices=one)
+  renderer = tiny_renderer(root / "tokenizer")
+  train_stage(renderer, root / "renderer", devices=one)
+  text_only = tiny_renderer(root / "tokenizer")
+  text_only.model.update(visual_codes=0, plan_residual=0.0, plan_refiner_width=0, layout_len=0)
+  train_stage(text_only, root / "renderer_text_only", devices=one)
+  return root
+
+
+@pytest.fixture(scope="module")
+def stages(run_root):
+  from unified_mm.generate.stages import load_stages
+  return load_stages(run_root)
+
+
+def test_generate_with_and_without_a_plan(stages):
+  from unified_mm.generate.pipeline import generate
+  prompts = ["a red circle", "two blue squares left of a green star"]
+  planned = generate(stages, prompts, seed=0, planned=True, steps=2, max_objects=4)
+  plain = generate(stages, prompts, seed=0, planned=False, steps=2)
+  for out in (planned, plain):
+    assert out.images.shape == (2, 64, 64, 3) and out.images.dtype == np.uint8
+    grid = stages.frontend.code_grid
+    assert out.codes.shape == (2, grid, grid)
+  assert plain.plans is None
+  assert len(planned.plans) == 2 and all(1 <= len(p) <= 4 for p in planned.plans)
+  # The plain path keeps its keys: the same seed draws the same codes as before plans existed.
+  again = generate(stages, prompts, seed=0, planned=False, steps=2)
+  np.testing.assert_array_equal(plain.codes, again.codes)
+
+
+def _umm(*args, env):
+  return subprocess.run([sys.executable, "-m", "unified_mm.cli.main", *map(str, args)],
+                        capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+
+
+def test_cli_shows_the_plan_and_notes_bad_prompts(run_root, tmp_path, subprocess_env):
+  prompts = tmp_path / "prompts.txt"
+  many = ", ".join(f"a red {k}" for k in ["circle", "square", "star"] * 9)
+  prompts.write_text(f"a red circle\na zebra on a unicycle\n{many}\n")
+  r = _umm("generate", "--workdir", run_root, "--prompt-file", prompts, "--out",
+           tmp_path / "out", "--batch-size", 3, "--steps", 2, "--show-plan",
+           env=subprocess_env(1))
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert len(list((tmp_path / "out").glob("*.png"))) == 3
+  report = json.loads(r.stdout.strip().splitlines()[-1])
+  assert report["planned"] is True
+  assert "zebra" in " ".join(report["notes"]["a zebra on a unicycle"])
+  assert "27 objects" in " ".join(report["notes"][many])
+  assert r.stderr.count("plan for ") == 3 and " box (" in r.stderr
+  r = _umm("generate", "--workdir", run_root, "--prompt", " ", "--out", tmp_path / "empty.png",
+           "--steps", 2, env=subprocess_env(1))
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert (tmp_path / "empty.png").exists() and "empty prompt" in r.stderr
+
+
+def test_report_from_a_trained_root(run_root):
+  from unified_mm.eval.report import write_report
+  from unified_mm.eval.shapes_benchmark import run_benchmark
+  out = run_benchmark(run_root, per_category=1, binding_counts=(2, 4), batch=8,
+                      caption_scenes=3, edit_scenes=3)
+  assert set(out["paths"]) == {"planned + renderer", "planned + preview", "plain + renderer",
+                               "plain + preview", "text-only renderer"}
+  planned = out["paths"]["planned + renderer"]["results"]
+  assert all("plan_correct" in r and "image_matches_plan" in r for r in planned)
+  path = write_report(run_root, paths=out["paths"], captioning=out["captioning"],
+                      editing=out["editing"], stage_times={"tokenizer": 1.0}, probe_tflops=0.2,
+                      commands=["umm demo --workdir ROOT"])
+  text = path.read_text()
+  for section in ("binding", "Plan diagnostics", "probe", "umm demo"):
+    assert section.lower() in text.lower(), section
+  links = re.findall(r"\]\(([^)]+\.png)\)", text)
+  assert links and all((path.parent / link).exists() for link in links)
