@@ -44,7 +44,7 @@ def tokenizer_config():
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=200, max_objects=4, batch_size=100, analyze_scenes=200,
       grid_images=8))
-  c.train.update(steps=1500, batch_size=16, log_every_steps=50, eval_every_steps=500)
+  c.train.update(steps=2000, batch_size=16, log_every_steps=50, eval_every_steps=500)
   c.optim.update(lr=2e-3, warmup_steps=50, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99)
   c.ckpt.update(save_every_steps=500)
   return c
@@ -108,7 +108,11 @@ def ar_config():
   c.loss = ml_collections.ConfigDict(dict(
       z_loss=1e-4, modality_weights=dict(text=3.0, image=1.0, special=1.0, layout=3.0)))
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
-  c.train.update(steps=600, batch_size=16, log_every_steps=25, eval_every_steps=300,
+  # How `umm demo` / `umm eval` sample (eval/shapes_benchmark.py): CFG on the codes
+  # against `BOS BOI`, the plan sampled at its own temperature and CFG.
+  c.sample = ml_collections.ConfigDict(dict(cfg_scale=3.0, temperature=1.0, top_k=0,
+                                            plan_cfg=1.0, plan_temperature=1.0))
+  c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)
   c.ckpt.update(save_every_steps=300)
@@ -145,7 +149,7 @@ def renderer_config():
       latent_size=16, latent_channels=8, patch_size=2, embed_dim=128, depth=4, num_heads=4,
       mlp_ratio=4.0, visual_codes=1000, visual_grid=8, text_source="own", text_vocab=512,
       text_len=80, ar_dim=0, context_depth=1, visual_add=True, visual_levels=(8, 5, 5, 5),
-      plan_channels=0, plan_residual=0.0, plan_refiner_width=0, plan_refiner_depth=2,
+      plan_channels=8, plan_residual=0.25, plan_refiner_width=64, plan_refiner_depth=2,
       layout_len=24, dtype="float32", param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       plan_weight=1.0, drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
@@ -157,11 +161,11 @@ def renderer_config():
   # start=0.5: sample from the half-noised plan (/8 codes: 65.6% round-trip vs 58.0% from
   # noise; /4 codes: 0.84 from the plan alone, 0.84 from 0.5, 0.83 from noise).
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,
-                                            shift=1.0, start=1.0))
+                                            shift=1.0, start=0.5))
   # layout_prob 1: held-out rows carry their plan, as planned generation gives them.
   c.eval = ml_collections.ConfigDict(dict(seed=10_007, num_scenes=100, max_objects=4,
                                           batch_size=100, description_prob=1.0, layout_prob=1.0))
-  c.train.update(steps=1000, batch_size=32, log_every_steps=50, eval_every_steps=500)
+  c.train.update(steps=600, batch_size=32, log_every_steps=50, eval_every_steps=300)
   c.optim.update(lr=1e-3, warmup_steps=100, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99,
                  ema_decay=0.99)
   c.ckpt.update(save_every_steps=500)
@@ -176,7 +180,8 @@ def renderer_text_only_config():
   round-trip than with visual tokens, since captions under-specify the scene.
   """
   c = renderer_config()
-  c.model.update(visual_codes=0, plan_residual=0.0, plan_refiner_width=0, layout_len=0)  # text only
+  c.model.update(visual_codes=0, plan_channels=0, plan_residual=0.0, plan_refiner_width=0,
+                 layout_len=0)  # text only
   c.sample.start = 1.0
   c.sample.cfg_scale = 3.0
   return c
