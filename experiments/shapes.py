@@ -96,7 +96,7 @@ def ar_config():
   c = base_config("ar")
   # 320: a planned document of 10 objects (~8 ids each) with its 64 codes, or an
   # edit document's two images; short documents share a row.
-  c.data = default_data_config(seq_len=320, max_objects=10, caption_dropout=0.1,
+  c.data = default_data_config(seq_len=320, max_objects=4, caption_dropout=0.1,
                                loss_on_prompt=False, edit_turns=1, layout_bins=16,
                                layout_prob=0.5)
   c.data.doc_ratios.update(caption_to_image=0.5, image_to_caption=0.3, edit=0.2)
