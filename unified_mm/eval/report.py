@@ -191,8 +191,10 @@ def _grids_section(out_dir: pathlib.Path, paths: dict[str, dict[str, Any]]) -> l
 
 def _machine_section(stage_times: dict[str, float], probe_tflops: float | None) -> list[str]:
   rows = [[stage, f"{seconds / 60:.1f}"] for stage, seconds in stage_times.items()]
-  rows.append(["**total**", f"**{sum(stage_times.values()) / 60:.1f}**"])
-  probe = "not measured" if probe_tflops is None else f"{probe_tflops:.2f} TFLOP/s"
+  # Stages that ran side by side overlap: a measured wall total, when given, is the total.
+  if not any("(wall)" in stage for stage in stage_times):
+    rows.append(["**total**", f"**{sum(stage_times.values()) / 60:.1f}**"])
+  probe = "not measured" if probe_tflops is None else f"{probe_tflops:.3f} TFLOP/s"
   return (["## Wall time and machine", "", f"Matmul probe of this machine: {probe}.", ""]
           + _table(["stage", "minutes"], rows))
 
