@@ -22,12 +22,21 @@ def is_embedding(name: str) -> bool:
   return any(_EMBEDDING_PART.search(part) for part in name.split("."))
 
 
+def stacked_dims(name: str) -> int:
+  """1 if `name` lives in a scanned layer stack (models/layer_stack.py): the
+  attribute `layers` not followed by an index (`layers.attn_norm.scale` is
+  [L, D]; an unrolled list's names index it: `layers.0.…`), else 0."""
+  parts = name.split(".")
+  return int(any(p == "layers" and not (i + 1 < len(parts) and parts[i + 1].isdigit())
+                 for i, p in enumerate(parts)))
+
+
 def decay_mask(names: Iterable[str], ndims: dict[str, int], decay_embeddings: bool) -> dict[str, bool]:
-  """True where weight decay applies: matrices, never norms/biases (ndim < 2),
-  embeddings only if asked."""
+  """True where weight decay applies: matrices, never norms/biases (ndim < 2,
+  not counting a scanned stack's layer axis), embeddings only if asked."""
   mask = {}
   for name in names:
-    decays = ndims[name] >= 2
+    decays = ndims[name] - stacked_dims(name) >= 2
     if decays and is_embedding(name):
       decays = decay_embeddings
     mask[name] = decays

@@ -9,7 +9,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
+from unified_mm.models.layer_stack import ATTENTION_OUT, QKV_NAMES
+from unified_mm.models.transformer.attention_kernels import cudnn_attention, splash_attention
 from unified_mm.models.transformer.layers import RMSNorm, dense, fan_in_init, make_param
 from unified_mm.models.transformer.rope import apply_rope
 from unified_mm.parallel.sharding import constrain
@@ -115,11 +118,17 @@ class Attention(nnx.Module):
     else:
       self.q_norm = self.k_norm = None
 
-  def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array,
-               cache: dict | None = None, cache_index: jax.Array | None = None
+  def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array | None,
+               cache: dict | None = None, cache_index: jax.Array | None = None, *,
+               kernel: str = "xla", segment_ids: jax.Array | None = None
                ) -> tuple[jax.Array, dict | None]:
     """x [B,T,D] -> [B,T,D]. With `cache` ({k, v}: [B,K,S,H]) the new keys and
-    values are written at `cache_index` and attention runs over the whole cache."""
+    values are written at `cache_index` and attention runs over the whole cache.
+
+    `kernel` (see attention_kernels.py) picks the full-sequence path: 'xla'
+    reads `mask` [B,T,S]; 'splash' reads `segment_ids` [B,T]; 'cudnn' is
+    causal over the whole row.
+    """
     x = x.astype(self.dtype)
     q = dense(x, self.wq[...].astype(self.dtype))  # [B, T, N, H]
     k = dense(x, self.wk[...].astype(self.dtype))  # [B, T, K, H]
@@ -127,8 +136,16 @@ class Attention(nnx.Module):
     if self.q_norm is not None:
       q, k = self.q_norm(q), self.k_norm(k)
     q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
+    q, k, v = (checkpoint_name(a, name) for a, name in zip((q, k, v), QKV_NAMES))
     if cache is None:
-      out = dot_product_attention(q, k, v, mask, causal_chunks=True)  # [B, T, N, H]
+      if kernel == "splash":
+        scaled = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
+        out = splash_attention(scaled, k, v, segment_ids)
+      elif kernel == "cudnn":
+        out = cudnn_attention(q, k, v)
+      else:
+        out = dot_product_attention(q, k, v, mask, causal_chunks=True)  # [B, T, N, H]
+      out = checkpoint_name(out, ATTENTION_OUT)
       return dense(out, self.wo[...].astype(self.dtype), in_dims=2), None  # [B, T, D]
     start = (0, 0, cache_index, 0)
     new_cache = {}

@@ -26,10 +26,12 @@ class Block(nnx.Module):
     self.mlp_norm = RMSNorm(d_model, eps=norm_eps, **kw)
     self.mlp = MLP(d_model, mlp_dim, out_scale=out_scale, **kw)
 
-  def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array,
-               cache: dict | None = None, cache_index: jax.Array | None = None
+  def __call__(self, x: jax.Array, sin: jax.Array, cos: jax.Array, mask: jax.Array | None,
+               cache: dict | None = None, cache_index: jax.Array | None = None, *,
+               kernel: str = "xla", segment_ids: jax.Array | None = None
                ) -> tuple[jax.Array, dict | None]:  # x [B, T, D]
-    h, cache = self.attn(self.attn_norm(x), sin, cos, mask, cache, cache_index)
+    h, cache = self.attn(self.attn_norm(x), sin, cos, mask, cache, cache_index,
+                         kernel=kernel, segment_ids=segment_ids)
     x = x + h
     x = x + self.mlp(self.mlp_norm(x))
     return constrain(x, ACTIVATION_AXES), cache

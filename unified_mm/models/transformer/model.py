@@ -6,6 +6,15 @@
 
 Packed rows: tokens attend only within their segment id and causally by row
 index; positions restart per document and are an input. Segment 0 is padding.
+
+Layer stack: `scan_layers=False` keeps the blocks as a list (`blocks.<i>.…`
+params, a Python loop, the layout of every checkpoint so far); `True` holds
+them as one stacked module (`layers.…` params [L, …] with a `layers` logical
+axis) applied with `jax.lax.scan`, so compile time does not grow with depth.
+Both compute the same function; `models/layer_stack.py` converts parameters
+between the two. Remat (`remat`) wraps each block, inside the scan when scanned.
+The KV cache follows the stack: a list of per-layer {k, v}, or one {k, v}
+[L, B, K, S, H].
 """
 
 from __future__ import annotations
@@ -14,21 +23,18 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from unified_mm.models.transformer.attention import attention_mask
+from unified_mm.models.layer_stack import REMAT_POLICIES, check_remat, create_stack, scan_stack
+from unified_mm.models.transformer.attention import CACHE_AXES, attention_mask
+from unified_mm.models.transformer.attention_kernels import check_kernel, resolve_kernel
 from unified_mm.models.transformer.block import ACTIVATION_AXES, Block
 from unified_mm.models.transformer.layers import Embed, RMSNorm, dense, fan_in_init, make_param
 from unified_mm.models.transformer.rope import rope_tables
 from unified_mm.parallel.sharding import constrain
 
-REMAT_POLICIES = {
-    "none": None,
-    "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-}
 
 
-def _block_forward(block: Block, x, sin, cos, mask):
-  return block(x, sin, cos, mask)[0]
+def _block_forward(block: Block, x, sin, cos, mask, kernel, segment_ids):
+  return block(x, sin, cos, mask, kernel=kernel, segment_ids=segment_ids)[0]
 
 
 class Transformer(nnx.Module):
@@ -38,20 +44,25 @@ class Transformer(nnx.Module):
                rope_theta: float = 10_000.0, qk_norm: bool = True,
                tie_embeddings: bool = False, norm_eps: float = 1e-6,
                dtype="float32", param_dtype="float32", remat: str = "none",
-               rngs: nnx.Rngs):
-    if remat not in REMAT_POLICIES:
-      raise ValueError(f"remat={remat!r}: expected one of {sorted(REMAT_POLICIES)}")
+               scan_layers: bool = False, attention: str = "xla", rngs: nnx.Rngs):
+    check_remat(remat)
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
+    check_kernel(attention, dtype=dtype, head_dim=head_dim)
     self.vocab_size, self.d_model, self.num_layers = vocab_size, d_model, num_layers
     self.num_kv_heads, self.head_dim = num_kv_heads, head_dim
     self.max_len, self.rope_theta, self.remat = max_len, rope_theta, remat
+    self.scan_layers, self.attention = scan_layers, attention
     self.dtype = dtype
     kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.embed = Embed(vocab_size, d_model, **kw)
-    self.blocks = nnx.List([
-        Block(d_model, num_heads, num_kv_heads, head_dim, mlp_dim, qk_norm=qk_norm,
-              norm_eps=norm_eps, out_scale=(2 * num_layers) ** -0.5, **kw)
-        for _ in range(num_layers)])
+    block_kw = dict(qk_norm=qk_norm, norm_eps=norm_eps, out_scale=(2 * num_layers) ** -0.5,
+                    dtype=dtype, param_dtype=param_dtype)
+    make_block = lambda r: Block(d_model, num_heads, num_kv_heads, head_dim, mlp_dim,
+                                 **block_kw, rngs=r)
+    if scan_layers:
+      self.layers = create_stack(make_block, num_layers, rngs)
+    else:
+      self.blocks = nnx.List([make_block(rngs) for _ in range(num_layers)])
     self.final_norm = RMSNorm(d_model, eps=norm_eps, **kw)
     if tie_embeddings:
       self.unembed = None
@@ -62,16 +73,20 @@ class Transformer(nnx.Module):
   # -- cache ------------------------------------------------------------------
 
   def init_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> dict:
-    """An empty KV cache: per layer k, v [B, K, S, H]; segment ids [B, S]; write index."""
+    """An empty KV cache: k, v [B, K, S, H] per layer (a list; stacked [L, B, K, S, H]
+    when the layers are scanned); segment ids [B, S]; write index."""
     s = max_len or self.max_len
     shape = (batch_size, self.num_kv_heads, s, self.head_dim)
     dtype = dtype or self.dtype
-    return {
-        "index": jnp.zeros((), jnp.int32),
-        "segment_ids": jnp.zeros((batch_size, s), jnp.int32),
-        "layers": [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
-                   for _ in range(self.num_layers)],
-    }
+    if self.scan_layers:
+      stacked = (self.num_layers, *shape)
+      layers = {name: constrain(jnp.zeros(stacked, dtype), ("layers", *CACHE_AXES))
+                for name in ("k", "v")}
+    else:
+      layers = [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+                for _ in range(self.num_layers)]
+    return {"index": jnp.zeros((), jnp.int32),
+            "segment_ids": jnp.zeros((batch_size, s), jnp.int32), "layers": layers}
 
   # -- forward ----------------------------------------------------------------
 
@@ -80,18 +95,18 @@ class Transformer(nnx.Module):
     b, t = tokens.shape
     if positions is None:
       positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    packed = segment_ids is not None
     if segment_ids is None:
       segment_ids = jnp.ones((b, t), jnp.int32)
     sin, cos = rope_tables(positions, self.head_dim, self.rope_theta)
     x = constrain(self.embed(tokens), ACTIVATION_AXES)
     q_index = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
     if cache is None:
-      mask = attention_mask(segment_ids, segment_ids, q_index, q_index)
-      forward = _block_forward
-      if REMAT_POLICIES[self.remat] is not None:
-        forward = jax.checkpoint(_block_forward, policy=REMAT_POLICIES[self.remat])
-      for block in self.blocks:
-        x = forward(block, x, sin, cos, mask)
+      kernel = resolve_kernel(self.attention, dtype=self.dtype, head_dim=self.head_dim,
+                              seq_len=t, packed=packed)
+      mask = attention_mask(segment_ids, segment_ids, q_index, q_index) if kernel == "xla" \
+          else None
+      x = self._blocks(x, sin, cos, mask, kernel, segment_ids)
       return self.final_norm(x), None
     index = cache["index"]
     kv_segments = jax.lax.dynamic_update_slice(
@@ -99,12 +114,36 @@ class Transformer(nnx.Module):
     kv_index = jnp.broadcast_to(jnp.arange(kv_segments.shape[1], dtype=jnp.int32),
                                 kv_segments.shape)
     mask = attention_mask(segment_ids, kv_segments, q_index + index, kv_index)
-    layers = []
-    for block, layer_cache in zip(self.blocks, cache["layers"]):
-      x, layer_cache = block(x, sin, cos, mask, layer_cache, index)
-      layers.append(layer_cache)
+    x, layers = self._cached_blocks(x, sin, cos, mask, cache["layers"], index)
     new_cache = {"index": index + t, "segment_ids": kv_segments, "layers": layers}
     return self.final_norm(x), new_cache
+
+  def _blocks(self, x, sin, cos, mask, kernel, segment_ids):
+    """The block stack over a whole row, remat per block."""
+    if self.scan_layers:
+      step = lambda block, h, _: (_block_forward(block, h, sin, cos, mask, kernel,
+                                                 segment_ids), None)
+      return scan_stack(self.layers, step, x, remat=self.remat)[0]
+    forward = _block_forward
+    if REMAT_POLICIES[self.remat] is not None:
+      forward = jax.checkpoint(_block_forward, policy=REMAT_POLICIES[self.remat],
+                               static_argnums=(5,))
+    for block in self.blocks:
+      x = forward(block, x, sin, cos, mask, kernel, segment_ids)
+    return x
+
+  def _cached_blocks(self, x, sin, cos, mask, layers, index):
+    """The block stack reading and writing the KV cache -> (x, new layer caches)."""
+    if self.scan_layers:
+      def step(block, h, layer_cache):
+        h, layer_cache = block(h, sin, cos, mask, layer_cache, index)
+        return h, layer_cache
+      return scan_stack(self.layers, step, x, layers)
+    new_layers = []
+    for block, layer_cache in zip(self.blocks, layers):
+      x, layer_cache = block(x, sin, cos, mask, layer_cache, index)
+      new_layers.append(layer_cache)
+    return x, new_layers
 
   def logits(self, hidden: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, V]
     if self.unembed is None:
