@@ -23,7 +23,7 @@ import optax
 from unified_mm.config.validation import validate
 from unified_mm.parallel.mesh import make_mesh, mesh_shape
 from unified_mm.parallel.sharding import activate, named_sharding, rules_from_config
-from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.checkpoint import CheckpointWriteError, Checkpoints, checkpoint_dir
 from unified_mm.train.metrics import MetricWriter
 from unified_mm.train.optim import make_optimizer
 from unified_mm.train.preemption import PreemptionFlag
@@ -32,6 +32,7 @@ from unified_mm.train.restore import restore_or_init
 from unified_mm.train.state import (ModelDef, TrainState, abstract_model, make_init_fn,
                                     state_sharding, with_shardings)
 from unified_mm.train.step import jit_train_step, make_train_step
+from unified_mm.train.workdir_lock import hold_workdir
 
 log = logging.getLogger("unified_mm.train")
 
@@ -113,6 +114,11 @@ def train_and_evaluate(config, workdir, task, *, devices=None):
   validate(config, len(devices))
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  with hold_workdir(workdir):  # a second run on this workdir is refused until this one ends
+    return _train(config, workdir, task, devices)
+
+
+def _train(config, workdir: pathlib.Path, task, devices):
   if hasattr(task, "bind_workdir"):  # stages whose evaluators write files (image grids)
     task.bind_workdir(workdir)
 
@@ -150,8 +156,9 @@ def train_and_evaluate(config, workdir, task, *, devices=None):
   try:
     with activate(mesh, rules), PreemptionFlag() as preempt:
       state = loop.run(state, train_step, preempt)
+    loop.wait_for_saves()  # the last async save; CheckpointWriteError if it failed
   finally:
-    ckpts.close()  # waits for the last async save
+    ckpts.close()
     loop.close()
   return state
 
@@ -268,12 +275,24 @@ class _Loop:
     if self.config.ckpt.keep_best_metric and self.eval_metrics.get("step") == step:
       best = {k: v for k, v in self.eval_metrics.items() if k != "step"}
     t0 = time.perf_counter()
-    saved = self.ckpts.save(step, state, self.data.get_state(), self.config_json,
-                            self.last_logged, best_metrics=best, force=force)
+    try:
+      saved = self.ckpts.save(step, state, self.data.get_state(), self.config_json,
+                              self.last_logged, best_metrics=best, force=force)
+    except CheckpointWriteError as e:  # e.g. the disk is full: stop, say which step was lost
+      self.progress.clear()
+      log.error("%s", e)
+      raise
     if saved:  # with async saves, the loop is blocked only while arrays leave the devices
       self.progress.clear()
       log.info("saving checkpoint for step %d (loop blocked %.0f ms)", step,
                1000 * (time.perf_counter() - t0))
+
+  def wait_for_saves(self) -> None:
+    try:
+      self.ckpts.wait()
+    except CheckpointWriteError as e:
+      log.error("%s", e)
+      raise
 
   def close(self) -> None:
     if hasattr(self, "progress"):
