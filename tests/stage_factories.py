@@ -35,3 +35,22 @@ def tiny_renderer(tokenizer_dir):
   c.eval.num_scenes = 0
   c.sample.steps = 2
   return c
+
+
+def train_tiny_root(root, devices, *, text_only: bool = False):
+  """A run root of tiny, briefly trained stages: tokenizer/, ar/, renderer/ (and
+  renderer_text_only/, the baseline, with `text_only`)."""
+  from unified_mm.cli.commands.train import train_stage
+  train_stage(tiny_tokenizer(), root / "tokenizer", devices=devices)
+  ar = quick(load_config(SHAPES + ":ar"))
+  ar.data.image_tokenizer_dir = str(root / "tokenizer")
+  ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
+  ar.train.eval_batches = 0
+  train_stage(ar, root / "ar", devices=devices)
+  train_stage(tiny_renderer(root / "tokenizer"), root / "renderer", devices=devices)
+  if text_only:
+    baseline = tiny_renderer(root / "tokenizer")
+    baseline.model.update(visual_codes=0, plan_channels=0, plan_residual=0.0,
+                          plan_refiner_width=0, layout_len=0)
+    train_stage(baseline, root / "renderer_text_only", devices=devices)
+  return root

@@ -52,7 +52,7 @@ def test_every_section_is_present(written):
   assert "| path | " + " | ".join(CATEGORIES) + " | overall |" in table
   assert "| transformer + renderer (n = 3) | 1.00 [0.44, 1.00] |" in table
   assert "| text-only (n = 3) | 0.00 [0.00, 0.56] |" in table
-  assert "0.44 TFLOP/s" in text and "| ar | 30.0 |" in text and "**60.0**" in text
+  assert "0.440 TFLOP/s" in text and "| ar | 30.0 |" in text and "**60.0**" in text
   assert "umm demo --workdir runs/demo" in text
 
 
@@ -83,3 +83,12 @@ def test_grid_picks_each_category_and_every_curve_count(written):
   assert len(picked) == 2 * len(CATEGORIES) + 2 <= report.MAX_GRID_IMAGES
   binding = {results[i]["num_objects"] for i in picked if results[i]["category"] == "binding"}
   assert binding == {2, 4, 8}
+
+
+def test_a_wall_total_replaces_the_sum_of_overlapping_stages():
+  from unified_mm.eval.report import _machine_section
+  lines = "\n".join(_machine_section({"ar": 600.0, "renderer": 600.0,
+                                      "ar + renderer (side by side, wall)": 600.0,
+                                      "whole job (wall)": 900.0}, 0.165))
+  assert "**total**" not in lines and "| whole job (wall) | 15.0 |" in lines
+  assert "0.165 TFLOP/s" in lines

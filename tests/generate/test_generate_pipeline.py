@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stage_factories import SHAPES, quick, tiny_renderer, tiny_tokenizer
+from stage_factories import SHAPES, quick, train_tiny_root
 from unified_mm.cli.commands.train import train_stage
 from unified_mm.config.loading import load_config
 
@@ -20,16 +20,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def run_root(tmp_path_factory):
   import jax
-  root = tmp_path_factory.mktemp("root")
-  one = jax.devices()[:1]
-  train_stage(tiny_tokenizer(), root / "tokenizer", devices=one)
-  ar = quick(load_config(SHAPES + ":ar"))
-  ar.data.image_tokenizer_dir = str(root / "tokenizer")
-  ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
-  ar.train.eval_batches = 0
-  train_stage(ar, root / "ar", devices=one)
-  train_stage(tiny_renderer(root / "tokenizer"), root / "renderer", devices=one)
-  return root
+  return train_tiny_root(tmp_path_factory.mktemp("root"), jax.devices()[:1],
+                         text_only=False)
 
 
 def _umm(*args, env):

@@ -10,9 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from stage_factories import SHAPES, quick, tiny_renderer, tiny_tokenizer
-from unified_mm.cli.commands.train import train_stage
-from unified_mm.config.loading import load_config
+from stage_factories import train_tiny_root
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -20,20 +18,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def run_root(tmp_path_factory):
   import jax
-  root = tmp_path_factory.mktemp("planned_root")
-  one = jax.devices()[:1]
-  train_stage(tiny_tokenizer(), root / "tokenizer", devices=one)
-  ar = quick(load_config(SHAPES + ":ar"))
-  ar.data.image_tokenizer_dir = str(root / "tokenizer")
-  ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
-  ar.train.eval_batches = 0
-  train_stage(ar, root / "ar", devices=one)
-  renderer = tiny_renderer(root / "tokenizer")
-  train_stage(renderer, root / "renderer", devices=one)
-  text_only = tiny_renderer(root / "tokenizer")
-  text_only.model.update(visual_codes=0, plan_residual=0.0, plan_refiner_width=0, layout_len=0)
-  train_stage(text_only, root / "renderer_text_only", devices=one)
-  return root
+  return train_tiny_root(tmp_path_factory.mktemp("planned_root"), jax.devices()[:1],
+                         text_only=True)
 
 
 @pytest.fixture(scope="module")
