@@ -13,6 +13,11 @@ so the adaLN modulation is per token. Because there are only three distinct
 times per example, the modulation is computed for the three and gathered per
 token: the per-token cost is a gather, not a [D, 6D] matmul.
 
+`scan_layers=True` holds the blocks as one stacked module (params
+`layers.…` [depth, …] with a `layers` logical axis) applied with `jax.lax.scan`
+(see models/layer_stack.py); False keeps the `blocks.<i>.…` list. `remat`
+wraps each block (inside the scan when scanned).
+
 Dimension letters: B batch, T latent tokens, S context tokens, D width,
 P = patch * patch * channels (one patch's latent values).
 """
@@ -23,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from unified_mm.models.layer_stack import REMAT_POLICIES, check_remat, create_stack, scan_stack
 from unified_mm.models.renderer import layers, positions
 from unified_mm.parallel.sharding import constrain
 
@@ -90,10 +96,13 @@ class DiT(nnx.Module):
 
   def __init__(self, *, latent_size: int, latent_channels: int, patch_size: int,
                embed_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+               scan_layers: bool = False, remat: str = "none", dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     if latent_size % patch_size:
       raise ValueError(f"latent_size={latent_size} is not a multiple of patch_size={patch_size}")
+    check_remat(remat)
     self.patch_size = patch_size
+    self.scan_layers, self.remat = scan_layers, remat
     self.grid = latent_size // patch_size
     self.embed_dim = embed_dim
     kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -109,7 +118,12 @@ class DiT(nnx.Module):
         embed_dim, embed_dim, kernel_init=layers.partitioned(init, "mlp", "embed"),
         bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
     mlp_dim = int(embed_dim * mlp_ratio)
-    self.blocks = nnx.List([DiTBlock(embed_dim, num_heads, mlp_dim, **kw) for _ in range(depth)])
+    make_block = lambda r: DiTBlock(embed_dim, num_heads, mlp_dim, dtype=dtype,
+                                    param_dtype=param_dtype, rngs=r)
+    if scan_layers:
+      self.layers = create_stack(make_block, depth, rngs)
+    else:
+      self.blocks = nnx.List([make_block(rngs) for _ in range(depth)])
     self.norm_out = layers.layer_norm(embed_dim, affine=False, **kw)
     self.ada_out = nnx.Linear(
         embed_dim, 2 * embed_dim,
@@ -141,8 +155,19 @@ class DiT(nnx.Module):
     h = constrain(h, ("batch", "length", "embed"))
     context = constrain(context, ("batch", "context", "embed"))
     cond = self.time_cond(t)  # [B, 3, D]
-    for block in self.blocks:
-      h = block(h, cond, token_state, context, context_mask)
+    h = self._blocks(h, cond, token_state, context, context_mask)
     shift, scale = jnp.split(per_token(self.ada_out(jax.nn.silu(cond)), token_state), 2, axis=-1)
     h = self.proj_out(modulate(self.norm_out(h), shift, scale))  # [B, T, P]
     return unpatchify(h, self.patch_size, self.grid, self.grid).astype(x.dtype)
+
+  def _blocks(self, h, cond, token_state, context, context_mask):
+    """The block stack, remat per block: [B, T, D] -> [B, T, D]."""
+    if self.scan_layers:
+      step = lambda block, x, _: (block(x, cond, token_state, context, context_mask), None)
+      return scan_stack(self.layers, step, h, remat=self.remat)[0]
+    forward = lambda block, x: block(x, cond, token_state, context, context_mask)
+    if REMAT_POLICIES[self.remat] is not None:
+      forward = jax.checkpoint(forward, policy=REMAT_POLICIES[self.remat])
+    for block in self.blocks:
+      h = forward(block, h)
+    return h
