@@ -60,7 +60,7 @@ def model_config(*, vocab_size: int, d_model: int, num_layers: int, num_heads: i
       num_kv_heads=num_kv_heads or num_heads, head_dim=head_dim or d_model // num_heads,
       mlp_dim=mlp_dim or llama_mlp_dim(d_model), max_len=max_len, rope_theta=10_000.0,
       qk_norm=True, tie_embeddings=False, norm_eps=1e-5, dtype="float32",
-      param_dtype="float32", remat="none"))
+      param_dtype="float32", remat="none", scan_layers=False, attention="xla"))
   c.update(extra)
   return c
 
@@ -101,6 +101,13 @@ def ref():
   return c
 
 
+# Published-scale models scan their layer stack (compile time independent of
+# depth) and pick the attention kernel by backend (splash on TPU, cuDNN on GPU
+# where it applies, XLA elsewhere); the CPU presets above keep the unrolled
+# stack and the XLA path, the layout of their checkpoints and measured figures.
+PUBLISHED_SCALE = dict(scan_layers=True, attention="auto")
+
+
 # LlamaGen, FoundationVision/LlamaGen autoregressive/models/gpt.py: GPT_B..GPT_3B,
 # ModelArgs(vocab_size=16384, multiple_of=256, n_kv_head=n_head, norm_eps=1e-5,
 # rope_base=10000), untied tok_embeddings / output. Data vocab: 1000 "class
@@ -119,7 +126,7 @@ LLAMAGEN_MESH = {"b": dict(data=-1), "l": dict(data=1, fsdp=-1), "xl": dict(data
 def llamagen(size: str):
   d, layers, heads, _ = LLAMAGEN[size]
   c = lm_config(model_config(vocab_size=16384, d_model=d, num_layers=layers, num_heads=heads,
-                             max_len=2048, dtype="bfloat16"),
+                             max_len=2048, dtype="bfloat16", **PUBLISHED_SCALE),
                 data_config(text_size=1000, image_codes=15360, seq_len=256, grid_count=255),
                 steps=300_000, batch_size=256, log_every_steps=100)
   c.optim.update(lr=1e-4, warmup_steps=0, decay="constant", weight_decay=0.05, b2=0.95)
@@ -138,7 +145,8 @@ CHAMELEON_7B_PARAMS = 7.0e9
 
 def chameleon_7b():
   c = lm_config(model_config(vocab_size=65536, d_model=4096, num_layers=32, num_heads=32,
-                             mlp_dim=11008, max_len=4096, dtype="bfloat16"),
+                             mlp_dim=11008, max_len=4096, dtype="bfloat16",
+                             **PUBLISHED_SCALE),
                 data_config(text_size=57216, image_codes=8192, seq_len=4096, grid_count=1024),
                 steps=100_000, batch_size=1024, log_every_steps=100)
   c.optim.update(lr=1e-4, warmup_steps=4000, weight_decay=0.1, b2=0.95, eps=1e-5)
@@ -155,7 +163,7 @@ VARIANTS.update({f"llamagen_gpt_{s}": (lambda s=s: llamagen(s)) for s in LLAMAGE
 def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """CPU-sized: tiny model width/depth, short rows, few steps, default mesh."""
   c.model.update(d_model=128, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=32,
-                 mlp_dim=512, dtype="float32", max_len=256)
+                 mlp_dim=512, dtype="float32", max_len=256, attention="xla")
   c.data.update(seq_len=128, grid_count=min(c.data.grid_count, 16))
   c.train.update(steps=20, batch_size=8, log_every_steps=5)
   c.mesh = mesh_config()

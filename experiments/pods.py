@@ -12,8 +12,9 @@ one slice (`v5p-256`, `v5e-16`, `v6e-256`, `v4-8`), several slices over DCN
 (`2xv5p-256`: mesh.dcn_data=2, the data axis spans slices), or GPU hosts of 8
 (`h100-16`: FSDP inside a host over NVLink, data parallel across hosts).
 The delta on the model preset is small: the mesh, `topology` (read by
-`umm plan` and `umm launch`), full remat for models of 1B parameters and up,
-and a global batch of at least one row per device. Expected: `umm plan`
+`umm plan` and `umm launch`), a scanned layer stack (`model.scan_layers`:
+the AOT compile no longer grows with depth), full remat for models of 1B
+parameters and up, and a global batch of at least one row per device. Expected: `umm plan`
 reports that each preset below fits (see docs/launch.md for the figures).
 """
 
@@ -47,6 +48,7 @@ def pod_config(model: str, topology: str) -> ml_collections.ConfigDict:
   topo = parse_topology(topology)
   config.mesh = pod_mesh(topology)
   config.topology = topology
+  config.model.scan_layers = True
   if model in _REMAT_FULL:
     config.model.remat = "full"
   config.train.batch_size = max(int(config.train.batch_size), topo.num_devices)
