@@ -16,13 +16,27 @@ touches a JAX backend (the first `jax.devices()` freezes the device list):
 
 UMM_CPU_DEVICES=n gives each process n fake CPU devices (`jax_num_cpu_devices`),
 which is how a laptop rehearses a 2-host x 4-device pod.
+
+Faults, and what a job does about them:
+  a process that stops (SIGSTOP, a hung host) or dies: JAX's coordination
+      service misses its heartbeats and ends every other process after
+      UMM_HEARTBEAT_TIMEOUT seconds (default 100, JAX's), with "tasks are
+      unhealthy (stopped sending heartbeats)" (or, when the stopped one is
+      process 0, the others' "DEADLINE_EXCEEDED") and exit signal SIGABRT;
+      nobody waits forever;
+  the coordinator's port already in use: process 0 fails at once with a
+      DistributedError naming the address;
+  process 0 never comes up: the others fail with a DistributedError after
+      UMM_INIT_TIMEOUT seconds (default 300, JAX's).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
+import sys
 from collections.abc import Mapping
 
 ENV_COORDINATOR = "UMM_COORDINATOR"
@@ -32,6 +46,9 @@ ENV_CPU_DEVICES = "UMM_CPU_DEVICES"
 ENV_MODE = "UMM_DISTRIBUTED"            # auto | off | (unset: detect)
 ENV_HEARTBEAT = "UMM_HEARTBEAT_TIMEOUT"  # seconds before a dead peer fails the job
 ENV_INIT_TIMEOUT = "UMM_INIT_TIMEOUT"    # seconds to wait for all processes to join
+
+DEFAULT_HEARTBEAT_TIMEOUT = 100  # seconds; JAX's own defaults, stated here
+DEFAULT_INIT_TIMEOUT = 300
 
 log = logging.getLogger("unified_mm.distributed")
 
@@ -124,15 +141,51 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     jax.config.update("jax_num_cpu_devices", p.cpu_devices)
   if p.mode == "off" or jax.distributed.is_initialized():
     return p
-  kwargs = {}
-  if p.heartbeat_timeout:
-    kwargs["heartbeat_timeout_seconds"] = p.heartbeat_timeout
-  if p.init_timeout:
-    kwargs["initialization_timeout"] = p.init_timeout
+  kwargs = dict(heartbeat_timeout_seconds=p.heartbeat_timeout or DEFAULT_HEARTBEAT_TIMEOUT,
+                initialization_timeout=p.init_timeout or DEFAULT_INIT_TIMEOUT)
   if p.mode == "explicit":
     kwargs.update(coordinator_address=p.coordinator, num_processes=p.num_processes,
                   process_id=p.process_id)
-  log.info("jax.distributed.initialize (%s): %s", p.reason, kwargs or "auto-detect")
-  jax.distributed.initialize(**kwargs)
-  return p
+  log.info("jax.distributed.initialize (%s): %s; a process silent for %d s fails the job (%s)",
+           p.reason, kwargs, kwargs["heartbeat_timeout_seconds"], ENV_HEARTBEAT)
+  try:
+    jax.distributed.initialize(**kwargs)
+  except Exception as e:  # noqa: BLE001 -- JAX's errors name neither the port nor the variable
+    error = _join_error(p, kwargs["initialization_timeout"], e)
+  else:
+    return p
+  # Said before raising: a half-started JAX runtime can crash the interpreter as the
+  # exception unwinds or at exit (SIGSEGV), which would swallow the message.
+  print(f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+  raise error
+
+
+def port_in_use(port: int) -> bool:
+  """True if something on this host already listens on `port` (any address)."""
+  import socket  # noqa: PLC0415
+  for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+    try:
+      with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does
+        sock.bind((address, port))
+      return False
+    except OSError as e:
+      if e.errno == errno.EADDRINUSE:
+        return True
+  return False
+
+
+def _join_error(p: Plan, init_timeout: int, error: Exception) -> DistributedError:
+  first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+  where = f"{ENV_COORDINATOR}={p.coordinator}" if p.coordinator else f"auto-detected ({p.reason})"
+  if p.process_id == 0 and p.coordinator:
+    port = p.coordinator.rsplit(":", 1)[-1]
+    if port.isdigit() and port_in_use(int(port)):
+      return DistributedError(
+          f"{where}: process 0 cannot serve the coordinator, port {port} is already in use on "
+          f"this host (another job?); pick a free port ({first})")
+  return DistributedError(
+      f"{where}: process {p.process_id if p.process_id is not None else '?'} could not join the "
+      f"job within {init_timeout} s (is process 0 up and the address reachable? "
+      f"{ENV_INIT_TIMEOUT} sets the wait) ({first})")
 
