@@ -149,7 +149,11 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
   log.info("jax.distributed.initialize (%s): %s; a process silent for %d s fails the job (%s)",
            p.reason, kwargs, kwargs["heartbeat_timeout_seconds"], ENV_HEARTBEAT)
   try:
+    if p.process_id == 0 and p.coordinator:
+      _check_port(p)  # JAX can crash (SIGSEGV) on a taken port before it raises anything
     jax.distributed.initialize(**kwargs)
+  except DistributedError as e:
+    error = e
   except Exception as e:  # noqa: BLE001 -- JAX's errors name neither the port nor the variable
     error = _join_error(p, kwargs["initialization_timeout"], e)
   else:
@@ -175,15 +179,22 @@ def port_in_use(port: int) -> bool:
   return False
 
 
+def _check_port(p: Plan, detail: str = "") -> None:
+  port = p.coordinator.rsplit(":", 1)[-1]
+  if port.isdigit() and port_in_use(int(port)):
+    raise DistributedError(
+        f"{ENV_COORDINATOR}={p.coordinator}: process 0 cannot serve the coordinator, port {port} "
+        f"is already in use on this host (another job?); pick a free port{detail}")
+
+
 def _join_error(p: Plan, init_timeout: int, error: Exception) -> DistributedError:
   first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
   where = f"{ENV_COORDINATOR}={p.coordinator}" if p.coordinator else f"auto-detected ({p.reason})"
   if p.process_id == 0 and p.coordinator:
-    port = p.coordinator.rsplit(":", 1)[-1]
-    if port.isdigit() and port_in_use(int(port)):
-      return DistributedError(
-          f"{where}: process 0 cannot serve the coordinator, port {port} is already in use on "
-          f"this host (another job?); pick a free port ({first})")
+    try:
+      _check_port(p, f" ({first})")  # taken between the check and JAX's bind
+    except DistributedError as e:
+      return e
   return DistributedError(
       f"{where}: process {p.process_id if p.process_id is not None else '?'} could not join the "
       f"job within {init_timeout} s (is process 0 up and the address reachable? "

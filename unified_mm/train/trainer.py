@@ -153,14 +153,27 @@ def _train(config, workdir: pathlib.Path, task, devices):
       plan.shardings, batch_shardings)
 
   loop = _Loop(config, workdir, task, plan.model_def, ckpts, data, batch_shardings)
+  finished = False
   try:
     with activate(mesh, rules), PreemptionFlag() as preempt:
       state = loop.run(state, train_step, preempt)
     loop.wait_for_saves()  # the last async save; CheckpointWriteError if it failed
+    finished = True
   finally:
-    ckpts.close()
-    loop.close()
+    _close(ckpts, loop, raise_errors=finished)
   return state
+
+
+def _close(ckpts, loop, raise_errors: bool) -> None:
+  """Closes checkpoints and metric files. After a failure (say the disk is full,
+  which also fails the metric files' last flush) the first error is the one reported."""
+  for close in (ckpts.close, loop.close):
+    try:
+      close()
+    except Exception as e:  # noqa: BLE001
+      if raise_errors:
+        raise
+      log.warning("while stopping after an error: %s: %s", type(e).__name__, e)
 
 
 class _Loop:
