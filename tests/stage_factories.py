@@ -52,5 +52,6 @@ def train_tiny_root(root, devices, *, text_only: bool = False):
     baseline = tiny_renderer(root / "tokenizer")
     baseline.model.update(visual_codes=0, plan_channels=0, plan_residual=0.0,
                           plan_refiner_width=0, layout_len=0)
+    baseline.sample.start = 1.0  # no plan latent to start from
     train_stage(baseline, root / "renderer_text_only", devices=devices)
   return root
