@@ -26,6 +26,8 @@ from unified_mm.data.vocab import Vocab
 
 # An object's label: a few words; longer labels are a malformed plan.
 MAX_LABEL_TOKENS = 8
+# Objects a sampled plan may hold (the renderer presets' `layout_len`; 25 fit a 64x64 image).
+MAX_OBJECTS = 24
 
 
 @dataclasses.dataclass(frozen=True)

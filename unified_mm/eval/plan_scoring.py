@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from unified_mm.data.shapes import vocab
+from unified_mm.data.shapes.grounding import parse_label
 from unified_mm.data.shapes.scene import Obj, Scene
 from unified_mm.data.shapes.scorer import score
 from unified_mm.data.shapes.spec import PromptSpec
@@ -23,19 +23,11 @@ from unified_mm.data.shapes.spec import PromptSpec
 CENTRE_SLACK = 4.0
 
 
-def _parse_label(label: str) -> tuple[str, str, str] | None:
-  words = label.split()
-  if len(words) != 3 or words[0] not in vocab.SIZES or words[1] not in vocab.COLOURS \
-      or words[2] not in vocab.KINDS:
-    return None
-  return words[2], words[1], words[0]
-
-
 def plan_scene(objects: Sequence, bins: int, resolution: int = 64) -> Scene:
   """The plan as a scene graph; objects whose label is not "size colour kind" are left out."""
   out = []
   for o in objects:
-    parsed = _parse_label(o.label)
+    parsed = parse_label(o.label)
     if parsed is None:
       continue
     x0, y0, x1, y1 = o.pixel_box(bins, resolution)

@@ -26,11 +26,12 @@ from typing import Any
 import jax
 import numpy as np
 
+from unified_mm.data.layout import MAX_OBJECTS
 from unified_mm.data.shapes.spec import PromptSpec
 from unified_mm.eval import benchmark
 from unified_mm.eval.plan_scoring import plan_flags
 from unified_mm.generate.pipeline import caption_codes, generate, render_codes
-from unified_mm.generate.stages import Stages, load_stages
+from unified_mm.generate.stages import Stages, load_renderer_stage, load_stages
 
 log = logging.getLogger("unified_mm.benchmark")
 TEXT_ONLY_DIR = "renderer_text_only"
@@ -63,10 +64,10 @@ def _ar_sampling(sampling: dict[str, Any]) -> dict[str, Any]:
 # The plan's object budget per batch, the smallest of these that covers the
 # batch's prompts with room for a few unasked objects: a plan's decode runs its
 # whole budget, so one-object prompts should not pay for twenty-four.
-PLAN_BUDGETS = (8, 16, 24)
+PLAN_BUDGETS = (8, 16, MAX_OBJECTS)
 
 
-def plan_budget(prompts: list[str], cap: int = 24) -> int:
+def plan_budget(prompts: list[str], cap: int = MAX_OBJECTS) -> int:
   from unified_mm.data.shapes.captions import parse_caption  # noqa: PLC0415
   asked = 0
   for p in prompts:
@@ -112,15 +113,10 @@ def _path(rows, images, plans=None, bins: int = 0) -> dict[str, Any]:
 def text_only_images(root: pathlib.Path, stages: Stages, prompts: list[str], *, seed: int,
                      batch: int) -> np.ndarray:
   """The text-only renderer's images (ROOT/renderer_text_only) through the same decoder."""
-  from unified_mm.models.renderer.loader import load_renderer  # noqa: PLC0415
-  from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
-  model, config = load_renderer(root / TEXT_ONLY_DIR)
-  config.data.image_tokenizer_dir = str(root / "tokenizer")
-  task = RendererTask(config)
-  task.__dict__["frontend"] = stages.frontend
+  model, task = load_renderer_stage(root, TEXT_ONLY_DIR, stages.frontend)
   baseline = Stages(stages.frontend, None, model, task)
   grid = stages.frontend.code_grid
-  s = config.sample
+  s = task.config.sample
   images = []
   for start in range(0, len(prompts), batch):
     chunk = _padded(prompts[start:start + batch], batch)

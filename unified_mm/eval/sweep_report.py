@@ -44,9 +44,7 @@ class SweepReport:
   def markdown(self, columns: list[str]) -> str:
     # Per-path columns ("<path>/<metric>") stay in the CSV; the table shows each path's overall.
     shown = [c for c in columns if c not in ("grid", "report")
-             and ("/" not in c or c.endswith("/overall") and c.count("/") == 1
-                  and not c.startswith(("single", "two", "counting", "colours", "position",
-                                        "binding")))]
+             and ("/" not in c or c.count("/") == 1 and c.endswith("/overall"))]
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for r in self.rows:
       cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, ""))

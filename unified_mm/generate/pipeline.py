@@ -24,6 +24,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from unified_mm.data.layout import MAX_LABEL_TOKENS, MAX_OBJECTS
 from unified_mm.generate.stages import ArStage, Stages
 
 
@@ -59,13 +60,12 @@ def _sample_image(ar: ArStage, prompts: list[np.ndarray], uncond: list[np.ndarra
   return v.ids_to_codes(np.asarray(out)).reshape(len(prompts), grid, grid)
 
 
-def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = 24,
+def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX_OBJECTS,
                  cfg_scale: float = 1.0, temperature: float = 1.0, top_k: int = 0
                  ) -> list[np.ndarray]:
   """The written plan of each prompt: ids BOL ... EOL (always well-formed)."""
   from unified_mm.models.transformer.layout_constraint import layout_constraint  # noqa: PLC0415
   from unified_mm.models.transformer.sampling import sample  # noqa: PLC0415
-  from unified_mm.data.layout import MAX_LABEL_TOKENS  # noqa: PLC0415
   v = ar.vocab
   if not v.layout_bins:
     raise ValueError("this transformer was trained without plans (data.layout_bins=0)")
@@ -159,7 +159,7 @@ def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: fl
              steps: int = 8, chunks: int = 1, render_cfg: float = 1.0, method: str = "heun",
              start: float | None = None, init_images: np.ndarray | None = None,
              planned: bool = False, plan_cfg: float = 1.0, plan_temperature: float = 1.0,
-             max_objects: int = 24) -> Generated:
+             max_objects: int = MAX_OBJECTS) -> Generated:
   """Images for prompts (or edit instructions when `init_images` [B, H, W, 3] are
   given). `planned`: the transformer writes its plan first, then draws; the
   renderer reads the plan too."""

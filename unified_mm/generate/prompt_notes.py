@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 
-# The plan holds at most this many objects (the renderer's layout slots).
-MAX_PLAN_OBJECTS = 24
+from unified_mm.data.layout import MAX_OBJECTS
 
 
 def unknown_words(text: str, tokenizer) -> list[str]:
@@ -18,7 +17,7 @@ def unknown_words(text: str, tokenizer) -> list[str]:
   return [w for w in re.findall(r"[^\s,.;:!?]+", text) if len(tokenizer.pieces(w)) > 1]
 
 
-def prompt_notes(text: str, tokenizer, max_objects: int = MAX_PLAN_OBJECTS) -> list[str]:
+def prompt_notes(text: str, tokenizer, max_objects: int = MAX_OBJECTS) -> list[str]:
   from unified_mm.data.shapes.captions import parse_caption  # noqa: PLC0415
   if not text.strip():
     return ["empty prompt: drawing an unconditional sample"]

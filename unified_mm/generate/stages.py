@@ -37,15 +37,22 @@ def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
   ar = load_ar(root / "ar", frontend.num_codes) if need_ar else None
   renderer = task = None
   if need_renderer:
-    from unified_mm.models.renderer.loader import load_renderer  # noqa: PLC0415
-    from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
-    renderer, config = load_renderer(root / "renderer")
-    config.data.image_tokenizer_dir = str(root / "tokenizer")
-    if config.model.text_source == "ar":
-      config.data.ar_dir = str(root / "ar")
-    task = RendererTask(config)
-    task.__dict__["frontend"] = frontend  # share the loaded stages (cached_properties)
-    if ar is not None and config.model.text_source == "ar":
-      from unified_mm.models.renderer.ar_text import ArTextEncoder  # noqa: PLC0415
-      task.__dict__["ar_text"] = ArTextEncoder(ar, int(config.model.text_len))
+    renderer, task = load_renderer_stage(root, "renderer", frontend, ar)
   return Stages(frontend, ar, renderer, task)
+
+
+def load_renderer_stage(root: pathlib.Path, name: str, frontend, ar: ArStage | None = None):
+  """(renderer, its RendererTask) from ROOT/<name>, sharing the loaded tokenizer
+  (and transformer, for a renderer reading its text states)."""
+  from unified_mm.models.renderer.loader import load_renderer  # noqa: PLC0415
+  from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
+  renderer, config = load_renderer(root / name)
+  config.data.image_tokenizer_dir = str(root / "tokenizer")
+  if config.model.text_source == "ar":
+    config.data.ar_dir = str(root / "ar")
+  task = RendererTask(config)
+  task.__dict__["frontend"] = frontend  # share the loaded stages (cached_properties)
+  if ar is not None and config.model.text_source == "ar":
+    from unified_mm.models.renderer.ar_text import ArTextEncoder  # noqa: PLC0415
+    task.__dict__["ar_text"] = ArTextEncoder(ar, int(config.model.text_len))
+  return renderer, task

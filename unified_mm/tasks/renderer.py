@@ -35,7 +35,9 @@ import numpy as np
 from flax import nnx
 
 from unified_mm.config.loading import ConfigError
+from unified_mm.data.layout import objects_from_boxes
 from unified_mm.data.shapes.captions import caption
+from unified_mm.data.shapes.grounding import scene_boxes
 from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.models.renderer import flow
 from unified_mm.models.renderer.latents import load_frontend
@@ -76,8 +78,6 @@ def scene_text(scene, seed: int, index: int, description_prob: float) -> str:
 def scene_layout(scene, bins: int, seed: int, index: int, layout_prob: float):
   """The scene's plan (quantised as the transformer writes it) with probability
   `layout_prob`, else None (a row the plain path renders)."""
-  from unified_mm.data.layout import objects_from_boxes  # noqa: PLC0415
-  from unified_mm.data.shapes.grounding import scene_boxes  # noqa: PLC0415
   if np.random.default_rng([seed, index, 4]).random() >= layout_prob:
     return None
   return objects_from_boxes(scene_boxes(scene), bins)

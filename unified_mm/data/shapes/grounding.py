@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from unified_mm.data.shapes import vocab
 from unified_mm.data.shapes.scene import Obj, Scene
 from unified_mm.data.shapes.spec import PromptSpec
 
 
 def label(obj: Obj) -> str:
   return f"{obj.size} {obj.colour} {obj.kind}"
+
+
+def parse_label(text: str) -> tuple[str, str, str] | None:
+  """(kind, colour, size) of a label `label` writes; None for anything else."""
+  words = text.split()
+  if len(words) != 3 or words[0] not in vocab.SIZES or words[1] not in vocab.COLOURS \
+      or words[2] not in vocab.KINDS:
+    return None
+  return words[2], words[1], words[0]
 
 
 def mention_order(scene: Scene, spec: PromptSpec | None) -> list[Obj]:
