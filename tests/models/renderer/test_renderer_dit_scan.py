@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from param_trees import flat_params, load_flat
 from unified_mm.models.layer_stack import stack_params, unstack_params
 from unified_mm.models.renderer.dit import DiT
 from unified_mm.models.renderer.dit import CLEAN, FUTURE, NOISY
@@ -14,44 +15,21 @@ from unified_mm.models.renderer.dit import CLEAN, FUTURE, NOISY
 KW = dict(latent_size=8, latent_channels=3, patch_size=2, embed_dim=32, depth=3, num_heads=2)
 
 
-def _flat(model):
-  def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-      out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-  return flat(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-
-
-def _load(model, params):
-  nested = {}
-  for name, value in params.items():
-    *parents, leaf = [int(p) if p.isdigit() else p for p in name.split(".")]
-    d = nested
-    for p in parents:
-      d = d.setdefault(p, {})
-    d[leaf] = value
-  state = nnx.state(model, nnx.Param)
-  nnx.replace_by_pure_dict(state, nested)
-  nnx.update(model, state)
-  return model
-
-
 @pytest.fixture(scope="module")
 def unrolled():
   with nnx.use_eager_sharding(False):
     model = jax.jit(lambda: DiT(**KW, rngs=nnx.Rngs(0)))()
   # adaLN-zero starts as the identity: perturb every param so all of them matter.
-  params = _flat(model)
+  params = flat_params(model)
   keys = jax.random.split(jax.random.key(3), len(params))
-  return _load(model, {n: v + 0.2 * jax.random.normal(k, v.shape)
+  return load_flat(model, {n: v + 0.2 * jax.random.normal(k, v.shape)
                        for (n, v), k in zip(sorted(params.items()), keys)})
 
 
 def _scanned(unrolled, **kw):
   with nnx.use_eager_sharding(False):
     model = nnx.eval_shape(lambda: DiT(**KW, scan_layers=True, **kw, rngs=nnx.Rngs(0)))
-  return _load(model, stack_params(_flat(unrolled), "blocks"))
+  return load_flat(model, stack_params(flat_params(unrolled), "blocks"))
 
 
 def _inputs(b=2):
@@ -69,7 +47,7 @@ def test_scanned_dit_params_are_stacked(unrolled):
   kernel = scanned.layers.ada.kernel
   assert kernel.shape == (3, 32, 6 * 32)
   assert kernel.get_metadata()["out_sharding"] == ("layers", "embed", "mlp")
-  assert sum(v.size for v in _flat(scanned).values()) == sum(v.size for v in _flat(unrolled).values())
+  assert sum(v.size for v in flat_params(scanned).values()) == sum(v.size for v in flat_params(unrolled).values())
 
 
 @pytest.mark.parametrize("remat", ["none", "full"])
@@ -79,8 +57,8 @@ def test_scanned_dit_equals_unrolled(unrolled, remat):
   forward = jax.jit(lambda m: m(*inputs[:4], token_state=inputs[4]))
   np.testing.assert_allclose(forward(scanned), forward(unrolled), atol=1e-5, rtol=1e-5)
   loss = lambda m: jnp.mean(forward(m) ** 2)
-  g1 = _flat(jax.jit(jax.grad(loss))(unrolled))
-  g2 = unstack_params(_flat(jax.jit(jax.grad(loss))(scanned)), "blocks")
+  g1 = flat_params(jax.jit(jax.grad(loss))(unrolled))
+  g2 = unstack_params(flat_params(jax.jit(jax.grad(loss))(scanned)), "blocks")
   assert g1.keys() == g2.keys()
   for name in g1:
     np.testing.assert_allclose(g2[name], g1[name], atol=1e-5, rtol=1e-4, err_msg=name)

@@ -4,6 +4,7 @@
 import jax
 from flax import nnx
 
+from param_trees import flat_params, load_flat  # noqa: F401 (re-exported for the tests)
 from unified_mm.models.transformer import Transformer
 
 TINY = dict(vocab_size=128, d_model=32, num_layers=2, num_heads=4, num_kv_heads=2,
@@ -23,31 +24,6 @@ def like(model: Transformer, **overrides) -> Transformer:
   other = nnx.eval_shape(lambda: Transformer(**kwargs, rngs=nnx.Rngs(0)))
   nnx.update(other, nnx.state(model))
   return other
-
-
-def flat_params(model) -> dict:
-  """The model's params as a flat dict named like the trainer's (`blocks.0.attn.wq`)."""
-  def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-      out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-  return flat(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-
-
-def load_flat(model, params: dict):
-  """Writes flat params into `model` (same names as `flat_params`); returns it."""
-  nested = {}
-  for name, value in params.items():
-    *parents, leaf = [int(p) if p.isdigit() else p for p in name.split(".")]
-    d = nested
-    for p in parents:
-      d = d.setdefault(p, {})
-    d[leaf] = value
-  state = nnx.state(model, nnx.Param)
-  nnx.replace_by_pure_dict(state, nested)
-  nnx.update(model, state)
-  return model
 
 
 def scanned_copy(model: Transformer, **overrides) -> Transformer:
