@@ -150,7 +150,8 @@ def renderer_config():
       mlp_ratio=4.0, visual_codes=1000, visual_grid=8, text_source="own", text_vocab=512,
       text_len=80, ar_dim=0, context_depth=1, visual_add=True, visual_levels=(8, 5, 5, 5),
       plan_channels=8, plan_residual=0.25, plan_refiner_width=64, plan_refiner_depth=2,
-      layout_len=24, dtype="float32", param_dtype="float32"))
+      layout_len=24, layout_plan_width=0, layout_plan_depth=2, dtype="float32",
+      param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       plan_weight=1.0, drop_prob=0.1, time_distribution="logit_normal", time_mean=0.0, time_std=1.0,
       chunk_choices=(1, 2, 4)))
@@ -184,6 +185,25 @@ def renderer_text_only_config():
                  layout_len=0)  # text only
   c.sample.start = 1.0
   c.sample.cfg_scale = 3.0
+  return c
+
+
+def renderer_layout_config():
+  """Stage 3, drawing from the written plan: the renderer reads the plan (object
+  tokens + a canvas of their boxes on the token grid) and the text, no visual
+  tokens (GLIGEN-style layout-to-image). The plan is first decoded into a
+  latent (models/renderer/layout_plan.py, MSE to the true latent); the flow
+  runs on the residual from it and samples from the half-noised plan.
+
+      umm train --config experiments/shapes.py:renderer_layout --workdir runs/shapes/renderer \
+          --config.data.image_tokenizer_dir=runs/shapes/tokenizer
+
+  Every training row carries its plan (a planned prompt always has one).
+  """
+  c = renderer_config()
+  c.model.update(visual_codes=0, plan_channels=0, plan_refiner_width=0, layout_plan_width=64,
+                 layout_plan_depth=2)
+  c.data.layout_prob = 1.0
   return c
 
 
@@ -242,6 +262,7 @@ def latent_decoder_config():
 VARIANTS = {"tokenizer": tokenizer_config, "tokenizer_decoder": tokenizer_decoder_config,
             "latent_decoder": latent_decoder_config, "ar": ar_config, "renderer": renderer_config,
             "renderer_text_only": renderer_text_only_config,
+            "renderer_layout": renderer_layout_config,
             "renderer_ar_text": renderer_ar_text_config}
 
 

@@ -22,9 +22,14 @@ line as `--config.data.<key>=...`):
   layout_bins       coordinate bins per image side of the written plan (layout.py);
                     0: no plans, the vocabulary has no coordinate tokens
   layout_prob       probability that a caption->image document of a record with
-                    boxes is planned (caption, layout, then codes); the rest stay plain
+                    boxes is planned (caption, layout, then codes); the rest stay plain.
+                    doc_ratios' `caption_to_layout` adds plan-only documents
+                    (caption, layout, no image): the planner's lesson without the
+                    image's 64+ ids
   edit_turns        edits chained in one multi-turn edit document
   max_objects       shapes world: objects per scene are 1..max_objects
+  prompt_prob       shapes world: share of records made prompt-first (a GenEval-style
+                    prompt of a random category, and a scene of exactly what it asks)
   num_records       shapes world: 0 for endless, N for a finite world of N scenes
   num_bins_factor   packing bins = local batch size * this (more: less padding)
   num_workers       Grain worker processes (0: in the training process)
@@ -38,7 +43,7 @@ from __future__ import annotations
 import ml_collections
 
 SOURCES = ("shapes", "array_record", "tfds", "wds")
-DOC_KINDS = ("caption_to_image", "image_to_caption", "edit")
+DOC_KINDS = ("caption_to_image", "image_to_caption", "edit", "caption_to_layout")
 
 
 def default_data_config(**overrides) -> ml_collections.ConfigDict:
@@ -54,13 +59,14 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
       text_vocab_size=512,
       tokenizer_dir="",
       max_caption_chars=1000,
-      doc_ratios=dict(caption_to_image=0.5, image_to_caption=0.3, edit=0.2),
+      doc_ratios=dict(caption_to_image=0.5, image_to_caption=0.3, edit=0.2, caption_to_layout=0.0),
       caption_dropout=0.1,
       loss_on_prompt=True,
       layout_bins=0,
       layout_prob=0.5,
       edit_turns=1,
       max_objects=4,
+      prompt_prob=0.0,
       num_records=0,
       num_bins_factor=2,
       num_workers=0,
@@ -92,7 +98,7 @@ def validate_data_config(data: ml_collections.ConfigDict, check_source: bool = T
     fail("doc_ratios", f"unknown document kinds {sorted(unknown)}; expected {DOC_KINDS}")
   if any(v < 0 for v in data.doc_ratios.values()) or sum(data.doc_ratios.values()) <= 0:
     fail("doc_ratios", "weights must be >= 0 and not all 0")
-  for key in ("caption_dropout", "layout_prob"):
+  for key in ("caption_dropout", "layout_prob", "prompt_prob"):
     if not 0.0 <= data[key] <= 1.0:
       fail(key, "a probability in [0, 1]")
   for key in ("seq_len", "image_size", "num_bins_factor", "max_caption_chars"):

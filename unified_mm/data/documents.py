@@ -107,10 +107,15 @@ class RecordToDocument:
     images = np.stack([decode_image(p["image"], self.image_size, self.resize) for p in parts])
     return [np.zeros(self._grid(), np.int32)] * len(parts), images
 
-  def _layout(self, rng: np.random.Generator, record: dict[str, Any]) -> np.ndarray | None:
+  def _has_layout(self, record: dict[str, Any]) -> bool:
+    return bool(self.layout_bins and record.get("boxes"))
+
+  def _layout(self, rng: np.random.Generator, record: dict[str, Any],
+              prob: float | None = None) -> np.ndarray | None:
     """The record's plan ids (BOL ... EOL), or None for a plain document."""
     # No draw at all without layouts, so layout-free configs keep their documents.
-    if not (self.layout_bins and record.get("boxes")) or rng.random() >= self.layout_prob:
+    prob = self.layout_prob if prob is None else prob
+    if not self._has_layout(record) or rng.random() >= prob:
       return None
     try:
       objects = layout.objects_from_boxes(record["boxes"], self.layout_bins)
@@ -140,6 +145,9 @@ class RecordToDocument:
       instructions = [self._text(e.get("instruction"), "instruction") for e in edits]
       codes, images = self._codes([record, *edits])
       parts = sequences.edit(self.vocab, codes, instructions)
+    elif kind == "caption_to_layout" and self._has_layout(record):
+      codes, images = [], self._no_images()
+      parts = sequences.caption_to_layout(self.vocab, caption, self._layout(rng, record, 1.0))
     elif kind == "image_to_caption":
       codes, images = self._codes([record])
       # A captioner describes the whole image: the source's full description

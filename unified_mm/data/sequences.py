@@ -4,6 +4,7 @@ Layouts (text = SentencePiece ids, codes = image-code ids):
 
   caption_to_image   BOS text BOI codes EOI EOS
   planned            BOS text BOL layout EOL BOI codes EOI EOS   (layout.py: the plan)
+  caption_to_layout  BOS text BOL layout EOL EOS                 (the plan alone)
   unconditional      BOS BOI codes EOI EOS          (caption dropped, for CFG)
   image_to_caption   BOS BOI codes EOI text EOS
   edit (n turns)     BOS BOI codes0 EOI text1 SEP BOI codes1 EOI ... text_n SEP BOI codes_n EOI EOS
@@ -44,6 +45,12 @@ def caption_to_image(vocab: Vocab, text: np.ndarray | None, codes: np.ndarray,
   plan = [] if layout is None else [(np.asarray(layout, np.int32), True)]
   return [(_ids(vocab.bos), False), *prompt, *plan, *_image(vocab, codes, True),
           (_ids(vocab.eos), True)]
+
+
+def caption_to_layout(vocab: Vocab, text: np.ndarray, layout: np.ndarray) -> list[Part]:
+  """The planner's lesson alone: the plan of a caption, no image (a fifth of the ids)."""
+  return [(_ids(vocab.bos), False), (np.asarray(text, np.int32), False),
+          (np.asarray(layout, np.int32), True), (_ids(vocab.eos), True)]
 
 
 def image_to_caption(vocab: Vocab, text: np.ndarray, codes: np.ndarray) -> list[Part]:

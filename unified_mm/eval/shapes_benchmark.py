@@ -177,8 +177,9 @@ def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
     t0 = time.perf_counter()
     drawn = draw(stages, prompts, planned=planned, seed=seed, batch=batch, sampling=sampling)
     bins = stages.ar.vocab.layout_bins
-    paths[f"{name} + renderer"] = _path(rows, drawn["renderer"], drawn["plans"] if planned else None,
-                                        bins)
+    if planned or stages.renderer_reads_codes:  # a layout renderer needs a plan
+      paths[f"{name} + renderer"] = _path(rows, drawn["renderer"],
+                                          drawn["plans"] if planned else None, bins)
     paths[f"{name} + preview"] = _path(rows, drawn["preview"], drawn["plans"] if planned else None,
                                        bins)
     timings[name] = time.perf_counter() - t0

@@ -180,7 +180,9 @@ def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: fl
       plans = [parse_layout(stages.ar.vocab, stages.ar.text, ids) for ids in plan_ids]
     codes = plan_codes(stages.ar, prompts, code_rng, grid=grid, cfg_scale=cfg_scale,
                        temperature=temperature, top_k=top_k, plans=plan_ids)
-  if preview:
+  # A layout renderer draws from plans only: without one (plain prompts, edits)
+  # the codes are shown through the preview decoder.
+  if preview or (plans is None and not stages.renderer_reads_codes):
     return Generated(stages.frontend.decode_codes(codes), codes, plans)
   images = render_codes(stages, codes, prompts, render_rng, steps=steps, chunks=chunks,
                         cfg_scale=render_cfg, method=method, start=start, layouts=plans)

@@ -28,6 +28,11 @@ class Stages:
   renderer: nnx.Module | None
   renderer_task: object | None    # tasks.renderer.RendererTask (text ids, context inputs)
 
+  @property
+  def renderer_reads_codes(self) -> bool:
+    """False for a layout renderer (it draws from the written plan, not the codes)."""
+    return self.renderer_task is not None and bool(self.renderer_task.config.model.visual_codes)
+
 
 def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
                 need_renderer: bool = True) -> Stages:

@@ -196,7 +196,7 @@ class RendererTask:
 
   @property
   def uses_layout(self) -> bool:
-    return bool(self.config.model.visual_codes and self.config.model.get("layout_len", 0))
+    return bool(self.config.model.get("layout_len", 0))
 
   def conditioning(self, codes: np.ndarray, texts: list[str], layouts=None
                    ) -> dict[str, np.ndarray]:
@@ -238,10 +238,10 @@ class RendererTask:
     c = self.config.loss
     inputs = self.context_inputs(batch)
     plan_loss = None
-    if model.plan_refiner is not None:
-      refined = model.refine_plan(batch["codes"], batch["plan"])
+    if model.plan_refiner is not None or model.layout_plan is not None:
+      refined = model.base_plan(inputs)
       plan_loss = jnp.mean(jnp.square(refined - batch["latent"]))
-      inputs["plan"] = jax.lax.stop_gradient(refined)  # the flow loss does not train the refiner
+      inputs["plan"] = jax.lax.stop_gradient(refined)  # the flow loss does not train the plan
     loss, metrics = flow.training_loss(
         model, model.diffusion_target(batch["latent"], inputs.get("plan")), rng,
         context_inputs=inputs,

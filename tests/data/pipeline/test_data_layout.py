@@ -8,8 +8,11 @@ import pytest
 
 from unified_mm.data import layout, sequences
 from unified_mm.data.documents import RecordToDocument
+from unified_mm.data.shapes.analyzer import analyze
+from unified_mm.data.shapes.captions import parse_caption
 from unified_mm.data.shapes.grounding import scene_boxes
 from unified_mm.data.shapes.scene import sample_scene
+from unified_mm.data.shapes.scorer import score
 from unified_mm.data.sources.shapes_source import ShapesSource
 from unified_mm.data.vocab import LAYOUT, Vocab
 
@@ -101,3 +104,35 @@ def test_planned_document_layout(lvocab, tokenizer):
   ids = np.concatenate([p for p, _ in parts])
   assert ids[0] == lvocab.bos and ids[-1] == lvocab.eos
   assert list(ids[-(4 + 2 + 1) - len(plan):-(4 + 2 + 1)]) == list(plan)
+
+
+def test_plan_only_document_has_no_image(lvocab, tokenizer, codes_fn):
+  record = ShapesSource(seed=0, max_objects=4)[3]
+  make = RecordToDocument(vocab=lvocab, tokenizer=tokenizer, codes_fn=codes_fn, seed=0,
+                          seq_len=512, image_size=64, layout_bins=BINS, layout_prob=0.0,
+                          doc_ratios={"caption_to_layout": 1.0}, loss_on_prompt=False)
+  doc = make(0, record)
+  ids = np.concatenate([doc["tokens"], doc["targets"][-1:]])
+  assert lvocab.boi not in ids and len(doc["images"]) == 0
+  bol, eol = (int(np.flatnonzero(ids == t)[0]) for t in (lvocab.bol, lvocab.eol))
+  assert layout.parse_layout(lvocab, tokenizer, ids[bol:eol + 1]) == layout.objects_from_boxes(
+      record["boxes"], BINS)
+  assert ids[eol + 1] == lvocab.eos
+  assert doc["loss_mask"][bol:].all() and not doc["loss_mask"][:bol - 1].any()
+  # Without boxes the record still makes a (plain caption -> image) document.
+  plain = make(0, {k: v for k, v in record.items() if k != "boxes"})
+  assert plain["counts"][0] == 1 and lvocab.boi in plain["tokens"]
+
+
+def test_prompt_first_records_show_exactly_their_prompt():
+  source = ShapesSource(seed=5, max_objects=6, prompt_prob=1.0)
+  counts = set()
+  for i in range(40):
+    r = source[i]
+    spec = parse_caption(r["caption"])
+    counts.add(spec.num_objects)
+    assert score(spec, analyze(r["image"]))["correct"], r["caption"]
+    assert len(r["boxes"]) == spec.num_objects  # no unasked objects
+  assert max(counts) > 2  # counting and many-object binding prompts occur
+  mixed = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5)
+  assert 5 < sum(mixed[i]["caption"] == source[i]["caption"] for i in range(40)) < 35

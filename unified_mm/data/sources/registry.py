@@ -12,6 +12,7 @@ def make_source(data: ml_collections.ConfigDict):
     edits = data.edit_turns if data.doc_ratios.get("edit", 0.0) > 0 else 0
     return ShapesSource(seed=data.seed, resolution=data.image_size,
                         max_objects=data.max_objects, edit_turns=edits,
+                        prompt_prob=data.get("prompt_prob", 0.0),
                         length=data.get("num_records", 0) or ENDLESS)
   if not data.path:
     raise ValueError(f"data.source={data.source!r} needs data.path")

@@ -5,7 +5,14 @@ Record `i` of seed `s` is a pure function of (s, i): the scene is
 edit chain from `default_rng([s, i, 2])`, the description from `default_rng([s, i, 3])`.
 The caption is any true statement about the scene (GenEval-style prompts to
 draw from); the description is the full-scene caption, what image->caption
-documents teach the transformer to write. Any worker can therefore produce any record, and a
+documents teach the transformer to write.
+
+With `prompt_prob` > 0 that share of records is made prompt-first instead
+(`default_rng([s, i, 4])`): a prompt of a random GenEval category
+(`prompts.sample_prompt`) and a scene of exactly what it asks. Random scenes
+almost never hold three objects of one kind and colour, so without these a
+planner never reads "three red stars"; and a prompt that names every object
+teaches it to plan what was asked rather than to invent neighbours. Any worker can therefore produce any record, and a
 resumed run regenerates exactly the records it would have read.
 """
 
@@ -21,8 +28,10 @@ import numpy as np
 from unified_mm.data.record_codec import edits_of
 from unified_mm.data.shapes import captions, vocab
 from unified_mm.data.shapes.grounding import scene_boxes
+from unified_mm.data.shapes.prompts import sample_prompt
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import scene_for_index
+from unified_mm.data.shapes.spec import CATEGORIES
 
 # "Endless": Grain needs a length; 2**40 records at 10k/s last three years.
 ENDLESS = 2 ** 40
@@ -38,8 +47,10 @@ class ShapesSource:
   """
 
   def __init__(self, seed: int = 0, resolution: int = 64, max_objects: int = 4,
-               min_objects: int = 1, edit_turns: int = 0, length: int = ENDLESS):
+               min_objects: int = 1, edit_turns: int = 0, length: int = ENDLESS,
+               prompt_prob: float = 0.0):
     self.seed = seed
+    self.prompt_prob = float(prompt_prob)
     self.resolution = resolution
     self.min_objects = min_objects
     self.max_objects = max_objects
@@ -53,10 +64,11 @@ class ShapesSource:
     index = int(index)
     if not 0 <= index < self.length:
       raise IndexError(index)
-    scene = scene_for_index(self.seed, index, resolution=self.resolution,
-                            min_objects=self.min_objects, max_objects=self.max_objects)
-    rng = np.random.default_rng([self.seed, index, 1])
-    text, spec = captions.describe(scene, rng)
+    text, spec, scene = self._prompt_first(index) if self.prompt_prob else (None, None, None)
+    if scene is None:
+      scene = scene_for_index(self.seed, index, resolution=self.resolution,
+                              min_objects=self.min_objects, max_objects=self.max_objects)
+      text, spec = captions.describe(scene, np.random.default_rng([self.seed, index, 1]))
     record = {"image": render(scene), "caption": text, "boxes": scene_boxes(scene, spec),
               "description": captions.caption(scene, np.random.default_rng([self.seed, index, 3]),
                                               style="full"),
@@ -65,6 +77,15 @@ class ShapesSource:
       # Most documents are not edit documents: the chain is built only if used.
       record["edits"] = functools.partial(self.edit_chain, scene, index)
     return record
+
+  def _prompt_first(self, index: int):
+    """(prompt, spec, scene) for a prompt-first record, or Nones for a random scene."""
+    rng = np.random.default_rng([self.seed, index, 4])
+    if rng.random() >= self.prompt_prob:
+      return None, None, None
+    category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
+    n = int(rng.integers(2, max(self.max_objects, 2) + 1)) if category == "binding" else None
+    return sample_prompt(rng, category, n, self.resolution)
 
   def edit_chain(self, scene, index: int) -> list[dict[str, Any]]:
     """Up to `edit_turns` edits of `scene`; shorter when no edit applies."""
@@ -81,7 +102,8 @@ class ShapesSource:
 
   def __repr__(self) -> str:
     return (f"ShapesSource(seed={self.seed}, resolution={self.resolution}, "
-            f"max_objects={self.max_objects}, edit_turns={self.edit_turns})")
+            f"max_objects={self.max_objects}, edit_turns={self.edit_turns}, "
+            f"prompt_prob={self.prompt_prob})")
 
 
 def shapes_corpus(num_records: int = 1500, seed: int = 0, max_objects: int = 4,

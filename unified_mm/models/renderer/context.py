@@ -19,7 +19,8 @@
            computed outside the renderer's gradient and projected here;
     "none" no text.
   `visual_codes=0` gives a text-only renderer (the Stable-Diffusion-style
-  baseline);
+  baseline), or with `layout_len` one that draws from the written plan and
+  the text alone (GLIGEN-style layout-to-image);
 - the written plan (`layout_len` > 0, layout_context.py): one token per
   object (label + box) appended to the context, and a canvas of the objects'
   boxes added to the visual tokens; rows without a plan pass an empty
@@ -106,7 +107,7 @@ class ContextEncoder(nnx.Module):
                                 kernel_init=layers.partitioned(nnx.initializers.lecun_normal(),
                                                                None, "embed"),
                                 bias_init=layers.partitioned(nnx.initializers.zeros, "embed"), **kw)
-    self.uses_layout = bool(visual_codes and layout_len)
+    self.uses_layout = bool(layout_len)
     if self.uses_layout:
       from unified_mm.models.renderer.layout_context import LayoutEncoder  # noqa: PLC0415
       self.label_embed = nnx.Embed(text_vocab, embed_dim,
@@ -142,13 +143,17 @@ class ContextEncoder(nnx.Module):
     b = ref.shape[0]
     parts = [jnp.broadcast_to(self.null[...][None], (b, 1, self.embed_dim))]
     masks = [jnp.ones((b, 1), bool)]
-    if self.uses_visual:
-      hv, wv = codes.shape[1:]
-      pos = positions.sincos_2d(hv, wv, self.embed_dim)  # [Hv * Wv, D]
-      ids = codes.reshape(b, hv * wv)
-      h = self.code_embed(ids) + pos
-      if self.visual_levels:
-        h = h + self.code_digits(self._digits(ids))
+    if self.uses_visual or self.uses_layout:
+      # The grid slot: visual tokens, and/or the plan's canvas on the same grid
+      # (a renderer drawing from the written plan alone has only the canvas).
+      hv, wv = codes.shape[1:] if self.uses_visual else (self.visual_grid, self.visual_grid)
+      h = jnp.broadcast_to(positions.sincos_2d(hv, wv, self.embed_dim)[None],
+                           (b, hv * wv, self.embed_dim)).astype(parts[0].dtype)
+      if self.uses_visual:
+        ids = codes.reshape(b, hv * wv)
+        h = h + self.code_embed(ids)
+        if self.visual_levels:
+          h = h + self.code_digits(self._digits(ids))
       if self.uses_plan:
         from unified_mm.models.renderer.dit import patchify  # noqa: PLC0415
         h = h + self.plan_embed(patchify(plan.astype(h.dtype), self.plan_patch))

@@ -22,6 +22,10 @@ renderer learn in a CPU-sized budget; cross-attention still carries the
 non-local context (neighbours, text). It is read from the same masked context
 as cross-attention, so dropping the context for CFG drops it too.
 
+With `layout_plan_width` > 0 (a renderer without visual tokens) the plan
+latent is decoded from the written plan instead (layout_plan.py), trained the
+same way.
+
 With `plan_refiner_width` > 0 the plan latent is first corrected from the
 tokens (plan_refiner.py, trained by MSE to the true latent, `loss.plan_weight`);
 training and sampling both use the corrected plan, without gradient into the
@@ -38,6 +42,7 @@ from unified_mm.models.image_tokenizer.layers import space_to_depth
 from unified_mm.models.renderer import layers
 from unified_mm.models.renderer.context import ContextEncoder
 from unified_mm.models.renderer.dit import DiT
+from unified_mm.models.renderer.layout_plan import LayoutPlan
 from unified_mm.models.renderer.plan_refiner import PlanRefiner
 
 
@@ -50,12 +55,16 @@ class Renderer(nnx.Module):
                ar_dim: int = 0, context_depth: int = 1, visual_add: bool = True,
                visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
                plan_residual: float = 0.0, plan_refiner_width: int = 0,
-               plan_refiner_depth: int = 2, layout_len: int = 0, dtype=jnp.float32,
+               plan_refiner_depth: int = 2, layout_len: int = 0, layout_plan_width: int = 0,
+               layout_plan_depth: int = 2, dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
-    if plan_residual and not (plan_channels and visual_codes):
-      raise ValueError(f"plan_residual={plan_residual} needs the plan latent "
-                       "(plan_channels > 0 and visual_codes > 0)")
+    if layout_plan_width and (visual_codes or not layout_len):
+      raise ValueError(f"layout_plan_width={layout_plan_width} draws the plan latent from the "
+                       "written plan: it needs layout_len > 0 and visual_codes=0")
+    if plan_residual and not ((plan_channels and visual_codes) or layout_plan_width):
+      raise ValueError(f"plan_residual={plan_residual} needs a plan latent "
+                       "(plan_channels > 0 and visual_codes > 0, or layout_plan_width > 0)")
     if plan_refiner_width and not (plan_channels and visual_codes):
       raise ValueError(f"plan_refiner_width={plan_refiner_width} refines the plan latent "
                        "(plan_channels > 0 and visual_codes > 0)")
@@ -65,6 +74,10 @@ class Renderer(nnx.Module):
         latent_size=latent_size, latent_channels=latent_channels, width=plan_refiner_width,
         depth=plan_refiner_depth, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         if plan_refiner_width else None)
+    self.layout_plan = nnx.data(LayoutPlan(
+        text_vocab=text_vocab, latent_size=latent_size, latent_channels=latent_channels,
+        width=layout_plan_width, depth=layout_plan_depth, dtype=dtype, param_dtype=param_dtype,
+        rngs=rngs) if layout_plan_width else None)
     self.latent_size = latent_size
     self.latent_channels = latent_channels
     self.visual_grid = visual_grid
@@ -80,7 +93,7 @@ class Renderer(nnx.Module):
                    num_heads=num_heads, mlp_ratio=mlp_ratio, dtype=dtype,
                    param_dtype=param_dtype, rngs=rngs)
     grid = latent_size // patch_size
-    self.visual_add = bool(visual_add and visual_codes
+    self.visual_add = bool(visual_add and (visual_codes or layout_len)
                            and (grid % visual_grid == 0 or visual_grid % grid == 0))
     if self.visual_add:
       # A visual grid finer than the latent tokens folds its k x k tokens per latent token.
@@ -95,6 +108,15 @@ class Renderer(nnx.Module):
     if self.plan_refiner is None:
       return plan
     return self.plan_refiner(codes, plan)
+
+  def base_plan(self, inputs: dict) -> jax.Array | None:
+    """The plan latent the flow runs around, from the context inputs: the written
+    plan's (layout renderer), the refined preview latent of the codes, or None."""
+    if self.layout_plan is not None:
+      return self.layout_plan(inputs["layout_ids"], inputs["layout_boxes"], inputs["layout_mask"])
+    if inputs.get("plan") is None:
+      return None
+    return self.refine_plan(inputs["codes"], inputs["plan"])
 
   def diffusion_target(self, latent: jax.Array, plan: jax.Array | None) -> jax.Array:
     """The x0 the flow is trained on: the latent, or its scaled residual from the plan."""

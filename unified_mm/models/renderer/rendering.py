@@ -30,8 +30,9 @@ from unified_mm.models.renderer import chunked
 def render_latents(model, rng: jax.Array, *, steps: int = 8, chunks: int = 1,
                    cfg_scale: float = 1.0, method: str = "euler", shift: float = 1.0,
                    start: float = 1.0, **context_inputs) -> jax.Array:
-  if context_inputs.get("plan") is not None:
-    context_inputs["plan"] = model.refine_plan(context_inputs["codes"], context_inputs["plan"])
+  plan = model.base_plan(context_inputs)
+  if plan is not None:
+    context_inputs["plan"] = plan
   context, mask = model.encode_context(**context_inputs)
   b = context.shape[0]
   uncond_context = uncond_mask = None
