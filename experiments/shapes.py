@@ -15,17 +15,16 @@ from __future__ import annotations
 
 
 def tokenizer_config():
-  """Stage 1: the image tokenizer (continuous latent + FSQ codes, both at /4) on 64x64 scenes.
+  """Stage 1: the image tokenizer (continuous latent at /4 + FSQ codes at /8) on 64x64 scenes.
 
-      umm train --config experiments/shapes.py:tokenizer --workdir runs/shapes/tokenizer_base
+      umm train --config experiments/shapes.py:tokenizer --workdir runs/shapes/tokenizer
 
-  (`tokenizer_decoder` then fine-tunes its latent decoder into runs/shapes/tokenizer_crisp.)
-  Budget: 5,000 steps of 16 images (80k rendered scenes), 0.46M params; 15
-  minutes measured with another training on the 2 cores. Measured on 500
-  held-out scenes of <= 4 objects (docs/tokenizer.md): latent PSNR 34.8 dB,
-  code PSNR 34.3 dB, 99.2% of the 1000 codes used, analyzer round-trip 99.0%
-  (latent) / 96.6% (codes). Codes at /4 (16x16 = 256 per image): at /8 the
-  code path stopped at 74%.
+  Budget: 2,000 steps of 16 images, 0.77M params; about 9 minutes on 2 cores
+  (inside `./scripts/demo`). 8 x 8 = 64 codes per image, a quarter of the /4
+  grid's, so the transformer's image documents are short; the renderer draws
+  in the /4 latent. Measured (docs/quality.md, 200 held-out scenes of <= 4
+  objects): latent round trip 0.94-0.955, codes (preview) 0.55-0.60. At /4
+  codes (5,000 steps, docs/tokenizer.md) the codes reached 0.966.
   """
   import ml_collections  # noqa: PLC0415
 
@@ -74,19 +73,17 @@ def tokenizer_decoder_config():
 
 
 def ar_config():
-  """Stage 2: the unified transformer on caption->image, image->caption and edit documents.
+  """Stage 2: the unified transformer: caption -> plan -> image, caption -> plan,
+  image -> caption and edit documents.
 
       umm train --config experiments/shapes.py:ar --workdir runs/shapes/ar \
-          --config.data.image_tokenizer_dir=runs/shapes/tokenizer_crisp
+          --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
-  Budget: 2,700 steps of 16 x 640 tokens (images are 256 codes), d256 x 4
-  layers (3.9M params): about 90 minutes alone on 2 cores (~2 s/step).
-  Captioning is what this stage learns last: half the documents are
-  image -> caption, and the loss weighs a text target 5x an image code (a
-  caption is ~15 tokens against 256 codes); at 1,500 steps `umm caption`
-  was still below the 80% bar (14 / 20). Measured inside `./scripts/demo`
-  from a clean checkout of 58060ab (docs/ar.md): caption match 0.84 at
-  1,800 and 0.94 at 2,700; `umm caption` 20 / 20.
+  Budget: 300 steps of 16 x 320 tokens, d256 x 4 layers (4.0M params); about
+  15 minutes on 2 cores beside the renderer inside `./scripts/demo`. What
+  300 steps teach well is the plan (docs/quality.md); the image codes and
+  captions need far longer (2,700 steps of /4 codes: caption match 0.94,
+  docs/ar.md).
   """
   import ml_collections  # noqa: PLC0415
 
@@ -96,10 +93,14 @@ def ar_config():
   c = base_config("ar")
   # 320: a planned document of 10 objects (~8 ids each) with its 64 codes, or an
   # edit document's two images; short documents share a row.
-  c.data = default_data_config(seq_len=320, max_objects=4, caption_dropout=0.1,
+  # Half the scenes prompt-first (a GenEval-style prompt, exactly what it asks) and a
+  # third of the documents plan-only: the planner's lessons are short, so they are
+  # most of what 300 steps can teach (docs/quality.md, "The planner").
+  c.data = default_data_config(seq_len=320, max_objects=6, caption_dropout=0.1,
                                loss_on_prompt=False, edit_turns=1, layout_bins=16,
-                               layout_prob=0.5)
-  c.data.doc_ratios.update(caption_to_image=0.5, image_to_caption=0.3, edit=0.2)
+                               layout_prob=0.5, prompt_prob=0.5)
+  c.data.doc_ratios.update(caption_to_image=0.4, image_to_caption=0.2, edit=0.1,
+                           caption_to_layout=0.3)
   c.data.image_tokenizer_dir = ""  # "": stand-in codes (smoke tests without stage 1)
   c.model = ml_collections.ConfigDict(dict(
       vocab_size=1664, d_model=256, num_layers=4, num_heads=8, num_kv_heads=4, head_dim=32,
@@ -111,7 +112,7 @@ def ar_config():
   # How `umm demo` / `umm eval` sample (eval/shapes_benchmark.py): CFG on the codes
   # against `BOS BOI`, the plan sampled at its own temperature and CFG.
   c.sample = ml_collections.ConfigDict(dict(cfg_scale=3.0, temperature=1.0, top_k=0,
-                                            plan_cfg=1.0, plan_temperature=1.0))
+                                            plan_cfg=2.0, plan_temperature=0.5))
   c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)

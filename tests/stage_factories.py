@@ -27,13 +27,15 @@ def tiny_tokenizer():
   return c
 
 
-def tiny_renderer(tokenizer_dir):
-  c = quick(load_config(SHAPES + ":renderer"))
+def tiny_renderer(tokenizer_dir, variant="renderer"):
+  c = quick(load_config(SHAPES + ":" + variant))
   c.data.image_tokenizer_dir = str(tokenizer_dir)
   c.model.update(embed_dim=32, depth=1, num_heads=2)
   c.optim.ema_decay = 0.9
   c.eval.num_scenes = 0
   c.sample.steps = 2
+  if c.model.layout_plan_width:
+    c.model.update(layout_plan_width=16, layout_plan_depth=1)
   return c
 
 

@@ -17,9 +17,10 @@ def test_stages_link_to_the_workdirs_before_them_and_scale_their_steps(tmp_path)
   # The tokenizer comes first and writes ROOT/tokenizer, which every later stage reads
   # (and `umm generate` loads).
   assert order[0] == "tokenizer" and workdirs["tokenizer"] == "tokenizer"
-  for stage in ("ar", "renderer", BASELINE[0]):
+  renderer = next(stage for stage, workdir in STAGES if workdir == "renderer")
+  for stage in ("ar", renderer, BASELINE[0]):
     assert configs[stage].data.image_tokenizer_dir == str(root / "tokenizer")
-  assert configs["ar"].train.batch_size == 4 and configs["renderer"].train.batch_size != 4
+  assert configs["ar"].train.batch_size == 4 and configs[renderer].train.batch_size != 4
   full = load_config(SHAPES + ":tokenizer").train.steps
   assert configs["tokenizer"].train.steps == max(10, int(full * 0.1))
   # Evaluators run once, at each stage's end; checkpoints twice.

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from stage_factories import train_tiny_root
+from stage_factories import tiny_renderer, train_tiny_root
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,36 @@ def run_root(tmp_path_factory):
 def stages(run_root):
   from unified_mm.generate.stages import load_stages
   return load_stages(run_root)
+
+
+@pytest.fixture(scope="module")
+def layout_root(run_root, tmp_path_factory):
+  """The same tokenizer and transformer with a layout renderer (draws from the plan)."""
+  import jax
+  from unified_mm.cli.commands.train import train_stage
+  root = tmp_path_factory.mktemp("layout_root")
+  for stage in ("tokenizer", "ar"):
+    (root / stage).symlink_to(run_root / stage)
+  train_stage(tiny_renderer(root / "tokenizer", "renderer_layout"), root / "renderer",
+              devices=jax.devices()[:1])
+  return root
+
+
+def test_layout_renderer_draws_plans_and_previews_the_rest(layout_root):
+  from unified_mm.eval.shapes_benchmark import run_benchmark
+  from unified_mm.generate.pipeline import generate
+  from unified_mm.generate.stages import load_stages
+  stages = load_stages(layout_root)
+  assert not stages.renderer_reads_codes
+  prompts = ["a red circle", "two blue squares left of a green star"]
+  planned = generate(stages, prompts, seed=0, planned=True, steps=2, max_objects=4)
+  plain = generate(stages, prompts, seed=0, planned=False, steps=2)
+  # Without a plan there is nothing for it to draw: the codes' preview is shown.
+  np.testing.assert_array_equal(plain.images, stages.frontend.decode_codes(plain.codes))
+  assert not np.array_equal(planned.images, stages.frontend.decode_codes(planned.codes))
+  out = run_benchmark(layout_root, per_category=1, binding_counts=(2,), batch=8,
+                      caption_scenes=0, edit_scenes=2, stages=stages)
+  assert set(out["paths"]) == {"planned + renderer", "planned + preview", "plain + preview"}
 
 
 def test_generate_with_and_without_a_plan(stages):

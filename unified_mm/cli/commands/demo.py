@@ -3,10 +3,12 @@
 Trains the three stages into one run root, each resuming if interrupted:
 ROOT/tokenizer (the image tokenizer), then ROOT/ar (the unified transformer,
 on the tokenizer's codes) and ROOT/renderer (the latent diffusion renderer, on
-its latents). Then it runs the benchmark on every path (planned and plain,
-through the renderer and the preview decoder; eval/shapes_benchmark.py) with
-captioning and editing, and writes ROOT/report.md (eval/report.py) with the
-stage wall times and the machine's matmul probe.
+its latents; the `renderer_layout` variant, which draws from the plan the
+transformer writes). Then it runs the benchmark on every path (planned through
+the renderer, planned and plain through the preview decoder of the codes;
+eval/shapes_benchmark.py) with captioning and editing, and writes
+ROOT/report.md (eval/report.py) with the stage wall times and the machine's
+matmul probe.
 
 `--baseline` also trains the text-only renderer (experiments/shapes.py:
 renderer_text_only) into ROOT/renderer_text_only with as many training FLOPs
@@ -30,8 +32,8 @@ HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then ben
 
 # (variant of experiments/shapes.py, workdir under ROOT), in training order. The
 # transformer and the renderer read only the tokenizer: they train side by side.
-STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer", "renderer"))
-SIDE_BY_SIDE = ("ar", "renderer")
+STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer_layout", "renderer"))
+SIDE_BY_SIDE = ("ar", "renderer_layout")
 BASELINE = ("renderer_text_only", "renderer_text_only")
 
 
@@ -116,9 +118,9 @@ def _baseline_steps(root: pathlib.Path, args, log) -> tuple[int, dict[str, float
     spent[stage] = step_flops(c) * int(c.train.steps)
   per_step = step_flops(_stage_config(BASELINE[0], root, args.scale, args.overrides))
   steps = max(10, int(round(sum(spent.values()) / per_step)))
-  log.info("baseline: %.3g FLOPs (ar %.3g + renderer %.3g) / %.3g per step = %d steps",
-           sum(spent.values()), spent["ar"], spent["renderer"], per_step, steps)
-  return steps, {"ar": spent["ar"], "renderer": spent["renderer"], "text-only": steps * per_step}
+  log.info("baseline: %.3g FLOPs (%s) / %.3g per step = %d steps", sum(spent.values()),
+           " + ".join(f"{k} {v:.3g}" for k, v in spent.items()), per_step, steps)
+  return steps, {**spent, "text-only": steps * per_step}
 
 
 def run(args) -> int:
@@ -150,7 +152,8 @@ def run(args) -> int:
     steps, flops = _baseline_steps(root, args, log)
     notes.append("Training FLOPs (XLA's count of each compiled step x steps): "
                  + ", ".join(f"{k} {v:.3g}" for k, v in flops.items())
-                 + f"; the text-only renderer trains {steps} steps to match ar + renderer.")
+                 + f"; the text-only renderer trains {steps} steps to match "
+                 + " + ".join(SIDE_BY_SIDE) + ".")
     config = _stage_config(BASELINE[0], root, args.scale, args.overrides, steps)
     config.lock()
     times[BASELINE[0]] = _train_timed(config, root / BASELINE[1])
