@@ -19,7 +19,7 @@ from unified_mm.data.shapes.scorer import score
 from unified_mm.data.shapes.spec import PromptSpec
 
 # A detected object counts as drawing a plan object when its centre lies in the
-# plan's box grown by this many pixels (a bin is 4 px at 16 bins, 64 px).
+# plan's box grown by this many pixels (a bin is 4 px at 16 bins, 1 px at 64, at 64 px).
 CENTRE_SLACK = 4.0
 
 

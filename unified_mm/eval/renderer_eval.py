@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
   evaluator = RendererEvaluator(RendererTask(config), num_scenes=args.num_scenes, seed=args.seed,
                                 max_objects=args.max_objects, batch_size=args.batch_size,
                                 out_dir=args.out_dir or None,
-                                description_prob=float(args.text == "description"), **sample)
+                                description_prob=float(args.text == "description"),
+                                layout_prob=float(config.eval.get("layout_prob", 0.0)), **sample)
   t1 = time.perf_counter()
   metrics = dict(evaluator.run(model))
   metrics.update(ceiling(evaluator))
