@@ -95,14 +95,14 @@ def ar_config():
   # edit document's two images; short documents share a row.
   # 64 bins: a pixel per bin at 64 px, so the plan fixes each box exactly and the
   # layout renderer draws it sharply (16 bins: round trip 0.29 against 0.61).
-  # Half the scenes prompt-first (a GenEval-style prompt, exactly what it asks) and a
-  # third of the documents plan-only: the planner's lessons are short, so they are
-  # most of what 300 steps can teach (docs/quality.md, "The planner").
+  # Half the scenes prompt-first (a GenEval-style prompt, exactly what it asks) and
+  # half the documents plan-only: the planner's lessons are short, so they are most
+  # of what 300 steps can teach (docs/quality.md, "The planner").
   c.data = default_data_config(seq_len=320, max_objects=6, caption_dropout=0.1,
                                loss_on_prompt=False, edit_turns=1, layout_bins=64,
                                layout_prob=0.5, prompt_prob=0.5)
-  c.data.doc_ratios.update(caption_to_image=0.4, image_to_caption=0.2, edit=0.1,
-                           caption_to_layout=0.3)
+  c.data.doc_ratios.update(caption_to_image=0.3, image_to_caption=0.1, edit=0.1,
+                           caption_to_layout=0.5)
   c.data.image_tokenizer_dir = ""  # "": stand-in codes (smoke tests without stage 1)
   c.model = ml_collections.ConfigDict(dict(
       vocab_size=1664, d_model=256, num_layers=4, num_heads=8, num_kv_heads=4, head_dim=32,
