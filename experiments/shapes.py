@@ -1,14 +1,18 @@
-"""The built-in shapes world, three stages: `tokenizer` (+ `tokenizer_decoder`), `ar`,
-`renderer` (+ `latent_decoder`), in this order (`umm demo` runs the chain):
+"""The built-in shapes world, three stages: `tokenizer`, `ar`, `renderer_layout` (the main
+job's chain, in this order; `umm demo` runs it):
 
-    umm train --config experiments/shapes.py:tokenizer         --workdir runs/shapes/tokenizer_base
-    umm train --config experiments/shapes.py:tokenizer_decoder --workdir runs/shapes/tokenizer_crisp
-    umm train --config experiments/shapes.py:ar                --workdir runs/shapes/ar
-    umm train --config experiments/shapes.py:renderer          --workdir runs/shapes/renderer
-    umm train --config experiments/shapes.py:latent_decoder    --workdir runs/shapes/tokenizer
+    umm train --config experiments/shapes.py:tokenizer       --workdir runs/shapes/tokenizer
+    umm train --config experiments/shapes.py:ar              --workdir runs/shapes/ar \
+        --config.data.image_tokenizer_dir=runs/shapes/tokenizer
+    umm train --config experiments/shapes.py:renderer_layout --workdir runs/shapes/renderer \
+        --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
-Each variant's own docstring gives its budget and expected result. A run root
-(`runs/shapes`) holding tokenizer/, ar/ and renderer/ is what `umm generate` reads.
+Other variants: `renderer` (reads the visual tokens instead of the plan),
+`renderer_text_only` (the baseline), `renderer_ar_text`, and the decoder
+fine-tunes `tokenizer_decoder` and `latent_decoder` of the longer chain
+(docs/renderer.md). Each variant's own docstring gives its budget and expected
+result. A run root (`runs/shapes`) holding tokenizer/, ar/ and renderer/ is
+what `umm generate` reads.
 """
 
 from __future__ import annotations
