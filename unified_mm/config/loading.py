@@ -54,11 +54,17 @@ def _parse_value(key: str, text: str, current):
   if isinstance(current, (int, float)) and not isinstance(current, bool):
     try:
       value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
       raise ConfigError(f"--config.{key}={text}: expected a number") from None
+    # Any other literal ([1], None, True) is a wrong type, not a number to cast.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise ConfigError(f"--config.{key}={text}: expected a number")
     if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
       raise ConfigError(f"--config.{key}={text}: expected an integer")
-    return type(current)(value)
+    try:
+      return type(current)(value)
+    except OverflowError:  # int(inf)
+      raise ConfigError(f"--config.{key}={text}: expected a finite number") from None
   if isinstance(current, str):
     return text
   try:
