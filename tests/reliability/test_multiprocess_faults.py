@@ -20,6 +20,7 @@ import pytest
 from fault_procs import start, wait_for
 
 WORKER = str(pathlib.Path(__file__).resolve().parent / "mp_worker.py")
+REPO = pathlib.Path(__file__).resolve().parents[2]
 HEARTBEAT = 10
 MARGIN = 60  # a loaded 2-core machine: the survivor must still notice within this
 
@@ -48,6 +49,21 @@ def test_coordinator_port_taken_is_one_clear_error(runner_env):
   want = (f"DistributedError: UMM_COORDINATOR=127.0.0.1:{port}: process 0 cannot serve the "
           f"coordinator, port {port} is already in use on this host")
   assert any(line.startswith(want) for line in done.stderr.splitlines()), done.stderr[-3000:]
+
+
+def test_umm_train_reports_a_taken_port_in_one_line(runner_env, tmp_path):
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+    taken.bind(("0.0.0.0", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "unified_mm.cli.main", "train", "--config",
+                           "experiments/lm.py:tiny", "--workdir", str(tmp_path / "run")],
+                          env=_env(runner_env, port, 0, UMM_INIT_TIMEOUT="30"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+  assert done.returncode == 1, done.stderr[-3000:]
+  assert "Traceback" not in done.stderr, done.stderr[-3000:]
+  assert f"umm train: distributed setup failed: UMM_COORDINATOR=127.0.0.1:{port}" in done.stderr
+  assert not (tmp_path / "run").exists()  # nothing written
 
 
 @pytest.mark.parametrize("stopped", [1, 0])

@@ -29,7 +29,11 @@ def _setup_logging(level: str) -> None:
 
 def run(args) -> int:
   from unified_mm.parallel import distributed
-  distributed.initialize()  # before any JAX call: joins a multi-process run (no-op alone)
+  try:
+    distributed.initialize()  # before any JAX call: joins a multi-process run (no-op alone)
+  except distributed.DistributedError as e:
+    print(f"umm train: distributed setup failed: {e}", file=sys.stderr)
+    return 1
   from unified_mm.config.loading import load_config
   from unified_mm.config.validation import validate
 
@@ -38,11 +42,16 @@ def run(args) -> int:
   validate(config, jax.device_count())
   _setup_logging(args.log_level)
 
-  from unified_mm.train import TrainingDiverged
+  from unified_mm.train import CheckpointWriteError, TrainingDiverged
   try:
     train_stage(config, args.workdir)
   except TrainingDiverged as e:
     print(f"umm train: diverged: {e}", file=sys.stderr)
+    return 1
+  except CheckpointWriteError as e:
+    # The last committed checkpoint is intact: rerunning resumes from it.
+    print(f"umm train: checkpoint write failed: {e} (rerun to resume from the last good "
+          "checkpoint)", file=sys.stderr)
     return 1
   return 0
 
