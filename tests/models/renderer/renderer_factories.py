@@ -7,7 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from unified_mm.config.loading import load_config
 from unified_mm.models.renderer import Renderer
+from unified_mm.tasks import make_task
+
+SHAPES = __import__("pathlib").Path(__file__).resolve().parents[3] / "experiments/shapes.py"
 
 
 @functools.cache
@@ -43,3 +47,17 @@ def context_inputs(b=3, visual_grid=4):
               text_ids=jnp.asarray(rng.integers(0, 40, (b, 6))),
               text_mask=jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]])[:b]),
               plan=jnp.asarray(rng.normal(size=(b, 8, 8, 3)), jnp.float32))
+
+
+def stand_in_task(variant: str, **model):
+  """A renderer task of a shapes variant on the stand-in tokenizer (3 pooled-pixel
+  latent channels at 16 x 16, 64 codes on an 8 x 8 grid), the plan loss at 0.5."""
+  c = load_config(f"{SHAPES}:{variant}")
+  c.data.image_tokenizer_dir = ""
+  c.model.update(latent_channels=3, embed_dim=32, depth=1, num_heads=2, **model)
+  c.loss.plan_weight = 0.5
+  return make_task(c)
+
+
+def first_batch(task, rows: int = 4) -> dict:
+  return {k: jnp.asarray(v) for k, v in next(task.make_data(0, 1, rows)).items()}

@@ -7,28 +7,19 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from renderer_factories import perturbed
-from unified_mm.config.loading import load_config
+from renderer_factories import first_batch, perturbed, stand_in_task
 from unified_mm.models.renderer import Renderer
 from unified_mm.models.renderer.rendering import render_latents
-from unified_mm.tasks import make_task
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
 def task():
-  c = load_config(str(REPO / "experiments/shapes.py:renderer_layout"))
-  c.data.image_tokenizer_dir = ""  # the stand-in tokenizer: 3 latent channels at 16 x 16
-  c.model.update(latent_channels=3, embed_dim=32, depth=1, num_heads=2, layout_plan_width=16,
-                 layout_plan_depth=1)
-  c.loss.plan_weight = 0.5
-  return make_task(c)
+  return stand_in_task("renderer_layout", layout_plan_width=16, layout_plan_depth=1)
 
 
 @pytest.fixture(scope="module")
 def batch(task):
-  return {k: jnp.asarray(v) for k, v in next(task.make_data(0, 1, 4)).items()}
+  return first_batch(task)
 
 
 @pytest.fixture(scope="module")

@@ -7,30 +7,20 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from renderer_factories import perturbed
-from unified_mm.config.loading import load_config
+from renderer_factories import first_batch, perturbed, stand_in_task
 from unified_mm.models.renderer.rendering import render_latents
-from unified_mm.tasks import make_task
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
 def task():
-  c = load_config(str(REPO / "experiments/shapes.py:renderer"))
-  # The stand-in tokenizer: 3 pooled-pixel latent channels at 16 x 16 and 64 codes on an
-  # 8 x 8 grid, so the refiner also upsamples its token features.
-  c.data.image_tokenizer_dir = ""
-  c.model.update(latent_channels=3, visual_codes=64, visual_grid=8, visual_levels=(4, 4, 4),
-                 plan_channels=3, embed_dim=32, depth=1, num_heads=2, plan_refiner_width=16,
-                 plan_refiner_depth=1)
-  c.loss.plan_weight = 0.5
-  return make_task(c)
+  # The refiner also upsamples its token features (8 x 8 codes, 16 x 16 latent).
+  return stand_in_task("renderer", visual_codes=64, visual_grid=8, visual_levels=(4, 4, 4),
+                       plan_channels=3, plan_refiner_width=16, plan_refiner_depth=1)
 
 
 @pytest.fixture(scope="module")
 def batch(task):
-  return {k: jnp.asarray(v) for k, v in next(task.make_data(0, 1, 4)).items()}
+  return first_batch(task)
 
 
 def _model(task, perturb):
