@@ -40,6 +40,19 @@ def _blob(value) -> tuple[dict[str, Any], bytes]:
   return {"kind": "bytes"}, bytes(value)
 
 
+def sidecar_boxes(text: str | bytes) -> Any:
+  """The "boxes" of a JSON sidecar (a WebDataset sample's .json, a TFDS record's
+  boxes text): None when it has none or is not JSON (it is then only metadata).
+  What it holds is checked where a document is made (malformed: skipped, counted)."""
+  try:
+    value = json.loads(text)
+  except (ValueError, UnicodeDecodeError):
+    return None
+  if isinstance(value, dict):
+    return value.get("boxes")
+  return value if isinstance(value, list) else None
+
+
 def edits_of(record: dict[str, Any]) -> list[dict[str, Any]]:
   edits = record.get("edits") or []
   return list(edits()) if callable(edits) else list(edits)

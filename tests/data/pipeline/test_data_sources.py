@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import numpy as np
 import pytest
 from pipeline_test_data import (BAD_CASES, SIZE, all_bad_items, bad_count, good_pairs, png_bytes,
                       small_config, write_files, write_tar)
 
+from unified_mm.data import layout
 from unified_mm.data.build import build_array_record
+from unified_mm.data.documents import RecordToDocument
 from unified_mm.data.decode import decode_image
 from unified_mm.data.record_codec import edits_of
 from unified_mm.data.pipeline import make_train_iterator
@@ -15,6 +21,7 @@ from unified_mm.data.sources.array_record_source import ArrayRecordSource
 from unified_mm.data.sources.shapes_source import ShapesSource
 from unified_mm.data.sources.tfds_builder import TfdsSource, build_tfds
 from unified_mm.data.sources.webdataset_source import WebDatasetSource
+from unified_mm.data.vocab import Vocab
 
 N_GOOD = 6
 
@@ -163,3 +170,51 @@ def test_pre_tokenised_codes_replace_the_image_tokenizer(tmp_path, vocab, tokeni
   image_ids = np.concatenate([b["tokens"][vocab.modality(b["tokens"]) == 1] for b in batches])
   want = np.concatenate([vocab.codes_to_ids(codes_fn(im[None])[0].reshape(-1)) for im, _ in pairs])
   assert sorted(image_ids.tolist()) == sorted(want.tolist())
+
+
+BOXES = [{"label": "large red circle", "box": [0.1, 0.2, 0.5, 0.6]},
+         {"label": "small blue star", "box": [0.6, 0.6, 0.8, 0.9]}]
+
+
+def _planned_and_plain(source, vocab_with_bins, tokenizer, codes_fn):
+  """The documents of records 0 (with boxes) and 1 (without), plans always asked for."""
+  make = RecordToDocument(vocab=vocab_with_bins, tokenizer=tokenizer, codes_fn=codes_fn, seed=0,
+                          seq_len=512, image_size=SIZE, resize=False, layout_bins=64,
+                          layout_prob=1.0)
+  records = sorted((source[i] for i in range(len(source))), key=lambda r: r["caption"])
+  assert records[0]["boxes"] == BOXES and "boxes" not in records[1]
+  planned, plain = (make(0, r) for r in records)
+  assert planned["counts"][0] == 1 and plain["counts"][0] == 1  # both kept
+  ids = np.concatenate([planned["tokens"], planned["targets"][-1:]])
+  bol, eol = (int(np.flatnonzero(ids == t)[0]) for t in (vocab_with_bins.bol, vocab_with_bins.eol))
+  assert layout.parse_layout(vocab_with_bins, tokenizer, ids[bol:eol + 1]) == \
+      layout.objects_from_boxes(BOXES, 64)
+  assert vocab_with_bins.bol not in plain["tokens"]
+
+
+@pytest.fixture
+def vocab_with_bins(tokenizer, codes_fn):
+  return Vocab(text_size=tokenizer.vocab_size, image_codes=codes_fn.num_codes, layout_bins=64)
+
+
+def test_webdataset_and_tfds_records_carry_optional_boxes(tmp_path, vocab_with_bins, tokenizer,
+                                                          codes_fn):
+  (image_a, _), (image_b, _) = good_pairs(2)
+  members = {"000000.png": png_bytes(image_a), "000000.txt": b"a circle and a star",
+             "000000.json": json.dumps({"url": "x", "boxes": BOXES}).encode(),
+             "000001.png": png_bytes(image_b), "000001.txt": b"b plain",
+             "000001.json": b'{"url": "y"}'}
+  with tarfile.open(tmp_path / "boxes.tar", "w") as tar:
+    for name, data in members.items():
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+  _planned_and_plain(WebDatasetSource(str(tmp_path / "boxes.tar")), vocab_with_bins, tokenizer,
+                     codes_fn)
+  files = tmp_path / "files"
+  files.mkdir()
+  for name, data in members.items():
+    if name != "000001.json":
+      (files / name).write_bytes(data)
+  source = TfdsSource(build_tfds(str(files), str(tmp_path / "tfds")))
+  _planned_and_plain(source, vocab_with_bins, tokenizer, codes_fn)

@@ -1,7 +1,9 @@
 """TFDS from local files, without TensorFlow: a builder and a reader.
 
 `ImageCaptionBuilder` turns a directory of `NAME.{png,jpg,jpeg,webp}` +
-`NAME.txt` pairs into a TFDS data set stored as ArrayRecord. Images are handed
+`NAME.txt` pairs (and optionally `NAME.json` with the grounded layout,
+`{"boxes": [{"label", "box": [x0, y0, x1, y1]}]}`, fractions of the side)
+into a TFDS data set stored as ArrayRecord; the boxes are kept as JSON text. Images are handed
 to TFDS as encoded bytes (a numpy image would need TF to encode), and are not
 validated at build time: the reader counts and skips bad ones like every other
 source does. `TfdsSource` reads that data set, or any TFDS data set prepared
@@ -14,12 +16,14 @@ into its own `data_dir`.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 from typing import Any
 
 import tensorflow_datasets as tfds
 
+from unified_mm.data.record_codec import sidecar_boxes
 from unified_mm.data.sources.webdataset_source import IMAGE_EXTS
 
 
@@ -27,8 +31,9 @@ class ImageCaptionBuilder(tfds.core.GeneratorBasedBuilder):
   """`ImageCaptionBuilder(source_dir=..., data_dir=..., file_format="array_record")`."""
 
   name = "umm_image_caption"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Images and captions from a local directory."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Images and captions from a local directory.",
+                   "1.1.0": "Optional grounded boxes (JSON text, empty when none)."}
 
   # No download checksums or package metadata belong to this builder; saying
   # so keeps TFDS from probing the package with `importlib_resources`, which
@@ -50,6 +55,7 @@ class ImageCaptionBuilder(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Image(shape=(None, None, 3)),
             "caption": tfds.features.Text(),
+            "boxes": tfds.features.Text(),
             "key": tfds.features.Text(),
         }))
 
@@ -65,7 +71,10 @@ class ImageCaptionBuilder(tfds.core.GeneratorBasedBuilder):
         continue
       text = source_dir / f"{key}.txt"
       caption = text.read_text(encoding="utf-8", errors="replace") if text.exists() else ""
-      yield key, {"image": path.read_bytes(), "caption": caption, "key": key}
+      sidecar = source_dir / f"{key}.json"
+      boxes = sidecar_boxes(sidecar.read_bytes()) if sidecar.exists() else None
+      yield key, {"image": path.read_bytes(), "caption": caption, "key": key,
+                  "boxes": "" if boxes is None else json.dumps(boxes)}
 
 
 def build_tfds(source_dir: str, data_dir: str) -> str:
@@ -76,14 +85,19 @@ def build_tfds(source_dir: str, data_dir: str) -> str:
 
 
 class TfdsSource:
-  """`__getitem__(i)` -> {"image": bytes, "caption": str, "meta": key}."""
+  """`__getitem__(i)` -> {"image": bytes, "caption": str, "meta": key[, "boxes": list]}.
+
+  `boxes_key` names a JSON-text feature holding the grounded layout (this
+  module's builder writes "boxes"); records without it, or with it empty, are
+  plain image-caption records."""
 
   def __init__(self, builder_dir: str, split: str = "train", image_key: str = "image",
-               caption_key: str = "caption"):
+               caption_key: str = "caption", boxes_key: str = "boxes"):
     self.builder_dir = builder_dir
     self.split = split
     self.image_key = image_key
     self.caption_key = caption_key
+    self.boxes_key = boxes_key
     self._source = None
     self._len = len(self._data())
 
@@ -111,6 +125,11 @@ class TfdsSource:
               else caption}
     if "key" in ex:
       record["meta"] = ex["key"].decode() if isinstance(ex["key"], bytes) else str(ex["key"])
+    if ex.get(self.boxes_key):
+      boxes = sidecar_boxes(ex[self.boxes_key])
+      if boxes is None:
+        return {"error": "bad_record"}
+      record["boxes"] = boxes
     return record
 
   def __repr__(self) -> str:

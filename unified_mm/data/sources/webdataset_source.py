@@ -2,7 +2,9 @@
 
 A sample is the group of members sharing a key (the basename up to its first
 dot, as WebDataset groups them): `000123.jpg` (or png/jpeg/webp), `000123.txt`
-(the caption), optionally `000123.json`. The shards are indexed once with
+(the caption), optionally `000123.json` (metadata; its "boxes", the grounded
+layout `[{"label", "box": [x0, y0, x1, y1]}]` in fractions of the image side,
+become the record's plan). The shards are indexed once with
 `tarfile` (headers only) and members are then read by offset, so Grain can
 shuffle, shard and checkpoint by index like any other source. A member that
 cannot be read, or a sample without an image, becomes {"error": "unreadable"};
@@ -20,6 +22,7 @@ import tarfile
 from collections.abc import Sequence
 from typing import Any
 
+from unified_mm.data.record_codec import sidecar_boxes
 from unified_mm.data.sources.array_record_source import expand_paths
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -48,7 +51,8 @@ def index_shard(path: str) -> list[dict[str, Member]]:
 
 
 class WebDatasetSource:
-  """`__getitem__(i)` -> {"image": bytes, "caption": str, "meta": str} or {"error": ...}."""
+  """`__getitem__(i)` -> {"image": bytes, "caption": str[, "meta": str, "boxes": list]}
+  or {"error": ...}."""
 
   def __init__(self, paths: str | Sequence[str]):
     self.paths = expand_paths(paths)
@@ -84,6 +88,9 @@ class WebDatasetSource:
                 "caption": self._read(shard, sample["txt"]).decode("utf-8", "replace")}
       if "json" in sample:
         record["meta"] = self._read(shard, sample["json"]).decode("utf-8", "replace")
+        boxes = sidecar_boxes(record["meta"])
+        if boxes is not None:
+          record["boxes"] = boxes
     except OSError:
       return {"error": "unreadable"}
     return record
