@@ -110,13 +110,14 @@ class RecordToDocument:
   def _has_layout(self, record: dict[str, Any]) -> bool:
     return bool(self.layout_bins and record.get("boxes"))
 
-  def _layout(self, rng: np.random.Generator, record: dict[str, Any],
-              prob: float | None = None) -> np.ndarray | None:
-    """The record's plan ids (BOL ... EOL), or None for a plain document."""
+  def _layout(self, rng: np.random.Generator, record: dict[str, Any]) -> np.ndarray | None:
+    """The record's plan ids (BOL ... EOL) with probability layout_prob, else None."""
     # No draw at all without layouts, so layout-free configs keep their documents.
-    prob = self.layout_prob if prob is None else prob
-    if not self._has_layout(record) or rng.random() >= prob:
+    if not self._has_layout(record) or rng.random() >= self.layout_prob:
       return None
+    return self._plan_ids(record)
+
+  def _plan_ids(self, record: dict[str, Any]) -> np.ndarray:
     try:
       objects = layout.objects_from_boxes(record["boxes"], self.layout_bins)
       return layout.layout_ids(self.vocab, self.tokenizer, objects)
@@ -147,7 +148,7 @@ class RecordToDocument:
       parts = sequences.edit(self.vocab, codes, instructions)
     elif kind == "caption_to_layout" and self._has_layout(record):
       codes, images = [], self._no_images()
-      parts = sequences.caption_to_layout(self.vocab, caption, self._layout(rng, record, 1.0))
+      parts = sequences.caption_to_layout(self.vocab, caption, self._plan_ids(record))
     elif kind == "image_to_caption":
       codes, images = self._codes([record])
       # A captioner describes the whole image: the source's full description
