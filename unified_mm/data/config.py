@@ -30,6 +30,8 @@ line as `--config.data.<key>=...`):
   max_objects       shapes world: objects per scene are 1..max_objects
   prompt_prob       shapes world: share of records made prompt-first (a GenEval-style
                     prompt of a random category, and a scene of exactly what it asks)
+  prompt_size_weights  shapes world: weights of small, medium, large objects in those
+                    scenes (a size the prompt names is the one drawn)
   num_records       shapes world: 0 for endless, N for a finite world of N scenes
   num_bins_factor   packing bins = local batch size * this (more: less padding)
   num_workers       Grain worker processes (0: in the training process)
@@ -67,6 +69,7 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
       edit_turns=1,
       max_objects=4,
       prompt_prob=0.0,
+      prompt_size_weights=(1.0, 1.0, 1.0),
       num_records=0,
       num_bins_factor=2,
       num_workers=0,
@@ -101,6 +104,9 @@ def validate_data_config(data: ml_collections.ConfigDict, check_source: bool = T
   for key in ("caption_dropout", "layout_prob", "prompt_prob"):
     if not 0.0 <= data[key] <= 1.0:
       fail(key, "a probability in [0, 1]")
+  w = tuple(data.get("prompt_size_weights", (1.0,) * 3))
+  if len(w) != 3 or min(w) < 0 or sum(w) <= 0:
+    fail("prompt_size_weights", "three weights (small, medium, large), >= 0, not all 0")
   for key in ("seq_len", "image_size", "num_bins_factor", "max_caption_chars"):
     if data[key] <= 0:
       fail(key, "must be > 0")

@@ -3,6 +3,7 @@ both make valid documents; malformed plans and boxes are refused."""
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 
@@ -136,3 +137,20 @@ def test_prompt_first_records_show_exactly_their_prompt():
   assert max(counts) > 2  # counting and many-object binding prompts occur
   mixed = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5)
   assert 5 < sum(mixed[i]["caption"] == source[i]["caption"] for i in range(40)) < 35
+
+
+def test_prompt_size_weights_draw_unnamed_sizes_and_keep_named_ones():
+  uniform = ShapesSource(seed=5, max_objects=6, prompt_prob=1.0)
+  assert uniform.prompt_size_probs is None  # equal weights: the records of earlier runs
+  big = ShapesSource(seed=5, max_objects=6, prompt_prob=1.0, prompt_size_weights=(0, 1, 1))
+  sizes = []
+  for i in range(60):
+    r = big[i]
+    spec = parse_caption(r["caption"])
+    scene = json.loads(r["meta"])["scene"]
+    assert score(spec, analyze(r["image"]))["correct"], r["caption"]
+    # A scene shrinks an object only when a larger one finds no room.
+    sizes += [o["size"] for o in scene["objects"] if len(scene["objects"]) <= 2]
+  assert sizes and "small" not in sizes
+  assert "small" in [o["size"] for i in range(60)
+                     for o in json.loads(uniform[i]["meta"])["scene"]["objects"]]

@@ -29,15 +29,18 @@ def _distinct_pairs(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
 
 
 def _scene_for(rng: np.random.Generator, category: str, n: int | None,
-               resolution: int) -> Scene:
+               resolution: int, size_probs: Sequence[float] | None = None) -> Scene:
   def sizes(m: int) -> list[str]:
+    if size_probs is not None:
+      return [vocab.SIZE_NAMES[i] for i in rng.choice(len(vocab.SIZE_NAMES), m, p=size_probs)]
     return [vocab.SIZE_NAMES[i] for i in rng.integers(0, len(vocab.SIZE_NAMES), m)]
 
   if category in ("single", "colours"):
-    attrs = sample_attrs(rng, 1)
+    attrs = sample_attrs(rng, 1, size_probs=size_probs)
   elif category == "two":
     kinds = rng.choice(len(vocab.KINDS), 2, replace=False)
-    attrs = [(vocab.KINDS[k], a[1], a[2]) for k, a in zip(kinds, sample_attrs(rng, 2))]
+    attrs = [(vocab.KINDS[k], a[1], a[2])
+             for k, a in zip(kinds, sample_attrs(rng, 2, size_probs=size_probs))]
   elif category == "counting":
     m = n or int(rng.choice(_COUNTS))
     kind, colour, _ = sample_attrs(rng, 1)[0]
@@ -51,15 +54,18 @@ def _scene_for(rng: np.random.Generator, category: str, n: int | None,
 
 
 def sample_prompt(rng_or_seed: Any, category: str, num_objects: int | None = None,
-                  resolution: int = 64) -> tuple[str, PromptSpec, Scene]:
+                  resolution: int = 64, size_probs: Sequence[float] | None = None
+                  ) -> tuple[str, PromptSpec, Scene]:
   """(prompt, spec, reference scene) for one GenEval-style category.
 
   num_objects sets the count for "counting" and the number of distinct
-  objects for "binding"; the other categories ignore it.
+  objects for "binding"; the other categories ignore it. `size_probs`
+  (small, medium, large) draws the objects' sizes; None: uniform (the
+  benchmark's prompts). A size the prompt then names is the one drawn.
   """
   rng = as_rng(rng_or_seed)
   for _ in range(_MAX_TRIES):
-    scene = _scene_for(rng, category, num_objects, resolution)
+    scene = _scene_for(rng, category, num_objects, resolution, size_probs)
     if category == "binding":
       # Every object, each with its colour: "a red circle, ... and a blue star".
       spec = make_spec(tuple(Item(o.kind, o.colour) for o in scene.objects))

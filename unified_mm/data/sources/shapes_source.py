@@ -12,7 +12,10 @@ With `prompt_prob` > 0 that share of records is made prompt-first instead
 (`prompts.sample_prompt`) and a scene of exactly what it asks. Random scenes
 almost never hold three objects of one kind and colour, so without these a
 planner never reads "three red stars"; and a prompt that names every object
-teaches it to plan what was asked rather than to invent neighbours. Any worker can therefore produce any record, and a
+teaches it to plan what was asked rather than to invent neighbours.
+`prompt_size_weights` (small, medium, large) draws those scenes' sizes: a
+prompt that names no size is then planned at the sizes a drawer renders and
+an analyzer reads most reliably. Any worker can therefore produce any record, and a
 resumed run regenerates exactly the records it would have read.
 """
 
@@ -48,9 +51,12 @@ class ShapesSource:
 
   def __init__(self, seed: int = 0, resolution: int = 64, max_objects: int = 4,
                min_objects: int = 1, edit_turns: int = 0, length: int = ENDLESS,
-               prompt_prob: float = 0.0):
+               prompt_prob: float = 0.0, prompt_size_weights=(1.0, 1.0, 1.0)):
     self.seed = seed
     self.prompt_prob = float(prompt_prob)
+    w = np.asarray(prompt_size_weights, np.float64)
+    # Uniform keeps the exact records of runs made before the weights existed.
+    self.prompt_size_probs = None if np.all(w == w[0]) else tuple(w / w.sum())
     self.resolution = resolution
     self.min_objects = min_objects
     self.max_objects = max_objects
@@ -85,7 +91,7 @@ class ShapesSource:
       return None, None, None
     category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
     n = int(rng.integers(2, max(self.max_objects, 2) + 1)) if category == "binding" else None
-    return sample_prompt(rng, category, n, self.resolution)
+    return sample_prompt(rng, category, n, self.resolution, self.prompt_size_probs)
 
   def edit_chain(self, scene, index: int) -> list[dict[str, Any]]:
     """Up to `edit_turns` edits of `scene`; shorter when no edit applies."""
