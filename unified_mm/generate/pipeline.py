@@ -78,7 +78,7 @@ def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX
   steps = max_objects * (MAX_LABEL_TOKENS + 5) + 1
   out = np.asarray(sample(ar.model, tokens, steps, rng, temperature=temperature, top_k=top_k,
                           constraint=layout_constraint(v, max_objects=max_objects),
-                          prompt_mask=mask, pad_id=v.pad, **guided))
+                          prompt_mask=mask, pad_id=v.pad, stop_id=v.eol, **guided))
   plans = []
   for row in out:
     end = int(np.flatnonzero(row == v.eol)[0]) if (row == v.eol).any() else len(row) - 1

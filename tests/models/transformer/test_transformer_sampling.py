@@ -94,3 +94,17 @@ def test_classifier_free_guidance_mixes_logits(tiny_model):
   np.testing.assert_array_equal(scale1, plain_cond)    # u + 1 (c - u) = c
   np.testing.assert_array_equal(scale0, plain_uncond)  # u, from a left-padded prompt
   assert not np.array_equal(scale3, plain_cond)
+
+
+def test_stop_id_ends_decoding_once_every_row_has_written_it(tiny_model):
+  prompt, steps, stop = _prompt(6, batch=4), 48, 3
+  four_ids = vocab_range_mask(0, 4)  # every row soon writes `stop`, each at its own step
+  kw = dict(temperature=1.5, logit_mask_fn=four_ids)
+  full = np.asarray(sample(tiny_model, prompt, steps, jax.random.key(2), **kw))
+  early = np.asarray(sample(tiny_model, prompt, steps, jax.random.key(2), stop_id=stop, **kw))
+  first = [int(np.flatnonzero(r == stop)[0]) for r in full]
+  assert len(set(first)) > 1 and max(first) < steps - 1
+  for row, f in enumerate(first):
+    np.testing.assert_array_equal(early[row, :f + 1], full[row, :f + 1])  # the same tokens
+  assert not early[:, max(first) + 1:].any()  # nothing decoded after the last row stopped
+  assert full[:, max(first) + 1:].any()

@@ -116,9 +116,9 @@ def _left_pad(tokens, mask, length, pad_id):
 
 @functools.partial(jax.jit, static_argnames=(
     "num_steps", "temperature", "top_k", "top_p", "logit_mask_fn", "constraint",
-    "guided", "cache_len"))
+    "guided", "cache_len", "stop_id"))
 def _decode(model, prompt, prompt_mask, rng, cfg_scale, *, num_steps, temperature, top_k,
-            top_p, logit_mask_fn, constraint, guided, cache_len):
+            top_p, logit_mask_fn, constraint, guided, cache_len, stop_id):
   rows = prompt.shape[0]
   batch = rows // 2 if guided else rows
   segments = prompt_mask.astype(jnp.int32)
@@ -154,7 +154,23 @@ def _decode(model, prompt, prompt_mask, rng, cfg_scale, *, num_steps, temperatur
     token, state = choose(step_logits[:, 0], step, state)
     return cache, token, state, out.at[:, step].set(token)
 
-  _, _, _, out = jax.lax.fori_loop(1, num_steps, body, (cache, token, state, out))
+  if stop_id is None:
+    _, _, _, out = jax.lax.fori_loop(1, num_steps, body, (cache, token, state, out))
+    return out
+
+  # A plan is a few ids per object under a budget of many: stop once every row has
+  # written `stop_id` (the same tokens as running on: keys fold in the step).
+  def running(carry):
+    step, _, done = carry
+    return (step < num_steps) & ~jnp.all(done)
+
+  def step_until_done(carry):
+    step, loop, done = carry
+    loop = body(step, loop)
+    return step + 1, loop, done | (loop[1] == stop_id)
+
+  _, (_, _, _, out), _ = jax.lax.while_loop(
+      running, step_until_done, (1, (cache, token, state, out), token == stop_id))
   return out
 
 
@@ -164,8 +180,12 @@ def sample(model, prompt_tokens: jax.Array, num_steps: int, rng: jax.Array, *,
            constraint: ImageSpanConstraint | None = None,
            prompt_mask: jax.Array | None = None,
            cfg_scale: float | None = None, uncond_tokens: jax.Array | None = None,
-           uncond_mask: jax.Array | None = None, pad_id: int = 0) -> jax.Array:
+           uncond_mask: jax.Array | None = None, pad_id: int = 0,
+           stop_id: int | None = None) -> jax.Array:
   """Generates `num_steps` tokens after each prompt row -> int32 [B, num_steps].
+
+  With `stop_id`, decoding ends once every row has written it; the positions
+  not reached are 0 (callers cut each row at its first `stop_id`).
 
   prompt_tokens [B, P] (left-padded where `prompt_mask` [B, P] is False).
   With `cfg_scale` and `uncond_tokens` [B, P'] the unconditional prompts run in
@@ -193,4 +213,4 @@ def sample(model, prompt_tokens: jax.Array, num_steps: int, rng: jax.Array, *,
                  jnp.asarray(cfg_scale or 0.0, jnp.float32), num_steps=num_steps,
                  temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
                  logit_mask_fn=logit_mask_fn, constraint=constraint, guided=guided,
-                 cache_len=cache_len)
+                 cache_len=cache_len, stop_id=None if stop_id is None else int(stop_id))
