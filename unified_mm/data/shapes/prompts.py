@@ -31,9 +31,8 @@ def _distinct_pairs(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
 def _scene_for(rng: np.random.Generator, category: str, n: int | None,
                resolution: int, size_probs: Sequence[float] | None = None) -> Scene:
   def sizes(m: int) -> list[str]:
-    if size_probs is not None:
-      return [vocab.SIZE_NAMES[i] for i in rng.choice(len(vocab.SIZE_NAMES), m, p=size_probs)]
-    return [vocab.SIZE_NAMES[i] for i in rng.integers(0, len(vocab.SIZE_NAMES), m)]
+    # p=None draws exactly what rng.integers did: the benchmark's prompts stay put.
+    return [vocab.SIZE_NAMES[i] for i in rng.choice(len(vocab.SIZE_NAMES), m, p=size_probs)]
 
   if category in ("single", "colours"):
     attrs = sample_attrs(rng, 1, size_probs=size_probs)

@@ -15,8 +15,11 @@ planner never reads "three red stars"; and a prompt that names every object
 teaches it to plan what was asked rather than to invent neighbours.
 `prompt_size_weights` (small, medium, large) draws those scenes' sizes: a
 prompt that names no size is then planned at the sizes a drawer renders and
-an analyzer reads most reliably. Any worker can therefore produce any record, and a
-resumed run regenerates exactly the records it would have read.
+an analyzer reads most reliably.
+
+Every record is a function of (seed, index) alone: any worker can produce
+any record, and a resumed run regenerates exactly the records it would have
+read.
 """
 
 from __future__ import annotations
