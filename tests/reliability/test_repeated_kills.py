@@ -7,8 +7,6 @@ logged loss (steps redone after a kill log the same value again).
 Fast: 30 steps, 3 kills. Slow: 200 steps, 20 kills.
 """
 
-import json
-import pathlib
 import random
 import signal
 
@@ -22,18 +20,15 @@ from train_toy_task import ToyTask, toy_config
 from unified_mm.parallel.mesh import make_mesh
 from unified_mm.parallel.sharding import rules_from_config
 from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.metrics import read_metrics_rows
 from unified_mm.train.trainer import plan_state
 
 MODES = ("compile", "save", "steps", "random")
 
 
 def _last_step(workdir) -> int:
-  path = pathlib.Path(workdir) / "metrics.jsonl"
-  try:
-    lines = path.read_text().splitlines()
-    return json.loads(lines[-1])["step"] if lines else 0
-  except (OSError, ValueError):
-    return 0
+  rows = read_metrics_rows(workdir)
+  return rows[-1]["step"] if rows else 0
 
 
 def _saving(workdir) -> bool:

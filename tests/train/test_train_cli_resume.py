@@ -9,7 +9,6 @@ B's logged losses equal A's at every step and its final params are bitwise A's.
 A's checkpoint (fsdp=4 x tensor=2) then restores onto 2 devices and onto 1.
 """
 
-import json
 import pathlib
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from unified_mm.parallel.mesh import make_mesh
 from unified_mm.parallel.sharding import rules_from_config
 from unified_mm.tasks import make_task
 from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.metrics import read_metrics_rows
 from unified_mm.train.trainer import plan_state
 
 STEPS = 40
@@ -53,11 +53,8 @@ def env(subprocess_env, tmp_path_factory):
 
 
 def _last_step(workdir) -> int:
-  path = pathlib.Path(workdir) / "metrics.jsonl"
-  if not path.exists():
-    return 0
-  lines = path.read_text().splitlines()
-  return json.loads(lines[-1])["step"] if lines else 0
+  rows = read_metrics_rows(workdir)  # polled while the trainer writes: whole lines only
+  return rows[-1]["step"] if rows else 0
 
 
 def _partial_saves(workdir) -> list[str]:

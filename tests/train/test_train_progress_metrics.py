@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from unified_mm.train.metrics import MetricWriter
+from unified_mm.train.metrics import MetricWriter, read_metrics_rows
 from unified_mm.train.progress import Progress
 
 
@@ -39,6 +39,22 @@ def test_metric_writer_keeps_jsonl_parseable_with_nan(tmp_path):
   row = json.loads((tmp_path / "metrics.jsonl").read_text())
   assert row == {"step": 1, "train/loss": 2.0, "train/grad_norm": "nan"}
   assert any((tmp_path / "tb").iterdir())
+
+
+def test_metric_rows_skip_a_line_cut_by_a_kill_and_one_still_being_written(tmp_path):
+  w = MetricWriter(tmp_path, enabled=True)
+  w.write(1, {"train/loss": 2.0})
+  w.close()
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write('{"step": 2, "train/lo')  # killed mid-write
+  assert [r["step"] for r in read_metrics_rows(tmp_path)] == [1]
+  w = MetricWriter(tmp_path, enabled=True)  # the resumed run appends after the fragment
+  w.write(2, {"train/loss": 1.5})
+  w.close()
+  assert [r["step"] for r in read_metrics_rows(tmp_path)] == [1, 2]
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write('{"step": 3}')  # complete JSON, but the line is not ended yet
+  assert [r["step"] for r in read_metrics_rows(tmp_path)] == [1, 2]
 
 
 def test_metric_writer_is_silent_off_process_0(tmp_path):

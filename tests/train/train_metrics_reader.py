@@ -1,15 +1,13 @@
 """Reads a workdir's metrics.jsonl back (a module of its own: `from conftest import`
 resolves to whichever conftest.py pytest loaded last in a whole-suite run)."""
 
-import json
-import pathlib
+from unified_mm.train.metrics import read_metrics_rows
 
 
 def read_metrics(workdir) -> dict[int, list[dict]]:
   """step -> every row logged for it (a resumed run may log a step twice)."""
   rows: dict[int, list[dict]] = {}
-  for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines():
-    row = json.loads(line)
+  for row in read_metrics_rows(workdir):
     rows.setdefault(row["step"], []).append(row)
   return rows
 

@@ -13,7 +13,6 @@ image-token loss.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import time
 
@@ -24,6 +23,7 @@ from unified_mm.eval.shapes_benchmark import run_benchmark
 from unified_mm.generate.stages import load_stages
 from unified_mm.models.transformer.loader import load_ar
 from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
+from unified_mm.train.metrics import read_metrics_rows
 
 def select_steps(ar_workdir: pathlib.Path, which: str) -> list[int]:
   """`latest`, `all`, or a comma-separated list of steps."""
@@ -46,10 +46,7 @@ def select_steps(ar_workdir: pathlib.Path, which: str) -> list[int]:
 
 
 def ar_eval_metrics(ar_workdir: pathlib.Path, step: int) -> dict[str, float]:
-  path = ar_workdir / "metrics.jsonl"
-  if not path.exists():
-    return {}
-  rows = [json.loads(line) for line in path.read_text().splitlines()]
+  rows = read_metrics_rows(ar_workdir / "metrics.jsonl")
   found = [r for r in rows if r.get("step") == step and any(k.startswith("eval/") for k in r)]
   return {k: v for k, v in found[-1].items() if k.startswith("eval/")} if found else {}
 

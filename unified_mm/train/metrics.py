@@ -1,6 +1,10 @@
 """Metric files of a workdir: `metrics.jsonl` (one object per logged step) and
 TensorBoard events in `tb/` (written with tensorboardX, which needs no
 TensorFlow). Only process 0 writes; on other processes this is a no-op.
+
+A reader may run while a trainer writes, or after one was killed mid-line:
+`read_metrics_rows` returns whole lines only, and a writer that reopens a file
+ending in a fragment ends that line first so the next row stays parseable.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ class MetricWriter:
       workdir = pathlib.Path(workdir)
       workdir.mkdir(parents=True, exist_ok=True)
       from tensorboardX import SummaryWriter
-      self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
+      path = workdir / "metrics.jsonl"
+      cut = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+      self._jsonl = open(path, "a", encoding="utf-8")
+      if cut:  # a kill mid-write left a fragment: end it rather than glue the next row on
+        self._jsonl.write("\n")
       self._tb = SummaryWriter(str(workdir / "tb"), flush_secs=10)
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
@@ -44,6 +52,23 @@ class MetricWriter:
       self._jsonl.close()
       self._tb.close()
       self.enabled = False
+
+
+def read_metrics_rows(path: str | pathlib.Path) -> list[dict]:
+  """The rows of a metrics.jsonl, in order. A line not yet ended (being written)
+  or not JSON (cut by a kill) is left out; a missing file has no rows."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    path = path / "metrics.jsonl"
+  if not path.exists():
+    return []
+  rows = []
+  for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
+    try:
+      rows.append(json.loads(line))
+    except ValueError:
+      continue
+  return rows
 
 
 def _json_number(v) -> float | int | str:
