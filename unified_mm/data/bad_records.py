@@ -19,9 +19,11 @@ REASONS = (
     "empty_caption",  # no text after stripping whitespace
     "long_caption",   # caption longer than data.max_caption_chars
     "too_long",       # the tokenised document does not fit in one row of seq_len
-    "unreadable",     # the source could not read the record (tar member, missing part)
-    "bad_record",     # a serialised record that does not parse
+    "unreadable",     # a part is missing (image, caption) or damaged (tar member, file chunk)
+    "bad_record",     # a record that does not parse, a field of the wrong type, non-UTF-8 text
 )
+# Not to be renamed or reordered: metric names and the `counts` of saved
+# iterator states (by position) depend on them.
 # counts_vector layout: [kept, *REASONS]
 NUM_COUNTS = 1 + len(REASONS)
 

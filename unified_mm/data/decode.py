@@ -13,6 +13,9 @@ from unified_mm.data.bad_records import BadRecord
 # Larger images are certainly not training data for a 64-1024 px model and
 # would stall a worker; PIL's own bomb check warns at ~89 Mpx and raises at 2x.
 MAX_PIXELS = 64_000_000
+# A PNG's last chunk (IEND, empty, so its CRC is fixed). PIL stops reading once
+# the pixel rows are in, so a download cut after them would otherwise pass.
+_PNG_END = b"IEND\xaeB`\x82"
 
 
 def _open(data: bytes) -> Image.Image:
@@ -23,6 +26,8 @@ def _open(data: bytes) -> Image.Image:
       if img.width * img.height > MAX_PIXELS:
         raise BadRecord("bad_image", f"{img.width}x{img.height} is too large")
       img.load()  # PIL decodes lazily: force it, so truncation shows up here
+      if img.format == "PNG" and data.rfind(_PNG_END) < 0:  # rfind: trailing junk is common
+        raise BadRecord("bad_image", "PNG without its IEND chunk: truncated")
   except BadRecord:
     raise
   except Exception as e:  # PIL raises many types for corrupt input

@@ -31,7 +31,9 @@ def expand_paths(paths: str | Sequence[str]) -> list[str]:
 
 
 class ArrayRecordSource:
-  """`__getitem__(i)` -> record dict, or {"error": reason} for an unparsable one."""
+  """`__getitem__(i)` -> record dict, or {"error": reason} for an unparsable one
+  ("bad_record") or one the file cannot give back ("unreadable": its chunk fails
+  the checksum; the reader goes on with the next chunk)."""
 
   def __init__(self, paths: str | Sequence[str]):
     self.paths = expand_paths(paths)
@@ -42,7 +44,11 @@ class ArrayRecordSource:
 
   def __getitem__(self, index: int) -> dict[str, Any]:
     try:
-      return record_codec.decode(self._source[index])
+      data = self._source[index]
+    except Exception:  # a damaged chunk: Riegeli raises RuntimeError
+      return {"error": "unreadable"}
+    try:
+      return record_codec.decode(data)
     except BadRecord as e:
       return {"error": e.reason}
 

@@ -3,12 +3,15 @@
 `ImageCaptionBuilder` turns a directory of `NAME.{png,jpg,jpeg,webp}` +
 `NAME.txt` pairs (and optionally `NAME.json` with the grounded layout,
 `{"boxes": [{"label", "box": [x0, y0, x1, y1]}]}`, fractions of the side)
-into a TFDS data set stored as ArrayRecord; the boxes are kept as JSON text. Images are handed
-to TFDS as encoded bytes (a numpy image would need TF to encode), and are not
-validated at build time: the reader counts and skips bad ones like every other
-source does. `TfdsSource` reads that data set, or any TFDS data set prepared
-in the ArrayRecord format, through `builder.as_data_source()` with image
-decoding skipped, so `decode.py` does the decoding (and the validating).
+into a TFDS data set stored as ArrayRecord; the boxes are kept as JSON text.
+Images are handed to TFDS as encoded bytes (a numpy image would need TF to
+encode) and captions as their file's bytes; a `NAME.txt` without an image, or
+an image without one, gets an empty one. Neither is validated at build time:
+the reader counts and skips bad ones (empty or undecodable images, empty or
+non-UTF-8 captions) like every other source does. `TfdsSource` reads that
+data set, or any TFDS data set prepared in the ArrayRecord format, through
+`builder.as_data_source()` with image decoding skipped, so `decode.py` does the
+decoding (and the validating).
 
 TFDS caches by name and version under `data_dir`: build each input directory
 into its own `data_dir`.
@@ -31,9 +34,12 @@ class ImageCaptionBuilder(tfds.core.GeneratorBasedBuilder):
   """`ImageCaptionBuilder(source_dir=..., data_dir=..., file_format="array_record")`."""
 
   name = "umm_image_caption"
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.0.0": "Images and captions from a local directory.",
-                   "1.1.0": "Optional grounded boxes (JSON text, empty when none)."}
+                   "1.1.0": "Optional grounded boxes (JSON text, empty when none).",
+                   "1.2.0": "Captions stored as their file's bytes (non-UTF-8 ones are "
+                            "counted by the reader, not replaced); captions without an "
+                            "image kept, with empty image bytes."}
 
   # No download checksums or package metadata belong to this builder; saying
   # so keeps TFDS from probing the package with `importlib_resources`, which
@@ -65,15 +71,21 @@ class ImageCaptionBuilder(tfds.core.GeneratorBasedBuilder):
     return {"train": self._generate_examples(pathlib.Path(self._source_dir))}
 
   def _generate_examples(self, source_dir: pathlib.Path):
+    files: dict[str, dict[str, pathlib.Path]] = {}
     for path in sorted(source_dir.iterdir()):
       key, _, ext = path.name.partition(".")
-      if ext.lower() not in IMAGE_EXTS:
-        continue
-      text = source_dir / f"{key}.txt"
-      caption = text.read_text(encoding="utf-8", errors="replace") if text.exists() else ""
-      sidecar = source_dir / f"{key}.json"
-      boxes = sidecar_boxes(sidecar.read_bytes()) if sidecar.exists() else None
-      yield key, {"image": path.read_bytes(), "caption": caption, "key": key,
+      files.setdefault(key, {})[ext.lower()] = path
+    for key, parts in files.items():
+      image = next((parts[e] for e in IMAGE_EXTS if e in parts), None)
+      if image is None and "txt" not in parts:
+        continue  # a stray sidecar or another file: no sample
+      # Bytes as they are, and empty when missing (a TFDS record has every
+      # feature): the reader counts an empty image or caption, or one that is
+      # not UTF-8, instead of this build dropping or repairing it unseen.
+      caption = parts["txt"].read_bytes() if "txt" in parts else b""
+      boxes = sidecar_boxes(parts["json"].read_bytes()) if "json" in parts else None
+      yield key, {"image": b"" if image is None else image.read_bytes(), "caption": caption,
+                  "key": key,
                   "boxes": "" if boxes is None else json.dumps(boxes)}
 
 
@@ -119,12 +131,18 @@ class TfdsSource:
       ex = self._data()[index]
     except Exception:  # a damaged shard surfaces as whatever array_record raises
       return {"error": "unreadable"}
-    caption = ex.get(self.caption_key, b"")
-    record = {"image": ex[self.image_key],
-              "caption": caption.decode("utf-8", "replace") if isinstance(caption, bytes)
-              else caption}
+    if self.image_key not in ex or self.caption_key not in ex:
+      return {"error": "unreadable"}
+    caption = ex[self.caption_key]
+    if isinstance(caption, bytes):
+      try:
+        caption = caption.decode("utf-8")
+      except UnicodeDecodeError:
+        return {"error": "bad_record"}
+    record = {"image": ex[self.image_key], "caption": caption}
     if "key" in ex:
-      record["meta"] = ex["key"].decode() if isinstance(ex["key"], bytes) else str(ex["key"])
+      key = ex["key"]
+      record["meta"] = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
     if ex.get(self.boxes_key):
       boxes = sidecar_boxes(ex[self.boxes_key])
       if boxes is None:
