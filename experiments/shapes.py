@@ -275,11 +275,54 @@ def latent_decoder_config():
   return c
 
 
+def ar_grpo_config():
+  """Post-training of the transformer's plans with GRPO on the shapes reward
+  (unified_mm/rl/): prompts from the benchmark's grammar on a seed of their own,
+  8 plans per prompt, the scorer's verdict on each plan as the reward.
+
+      umm train --config experiments/shapes.py:ar_grpo --workdir runs/shapes/ar_grpo \
+          --config.ckpt.init_from=runs/shapes/ar
+
+  Model and data come from the `ar` run it starts from (also the KL reference).
+  The categories the main job's planner gets wrong most (position, counting,
+  binding) get twice the prompts. docs/rl.md has the budget and the result.
+  """
+  import ml_collections  # noqa: PLC0415
+
+  from unified_mm.config.base import base_config  # noqa: PLC0415
+
+  c = base_config("grpo")
+  # The rest of `data` (and all of `model`) is the ar run's; this one may be set
+  # when the tokenizer moved since (a run root copied elsewhere).
+  c.data = ml_collections.ConfigDict(dict(image_tokenizer_dir=""))
+  c.rl = ml_collections.ConfigDict(dict(
+      group_size=8,            # plans per prompt; train.batch_size = prompts x group_size
+      reward="shapes",         # or "module:function" of a Sample (unified_mm/rl/rewards.py)
+      clip_eps=0.2,            # the importance ratio's clip
+      kl_coef=0.04,            # beta of the k3 KL to the reference (DeepSeekMath's value)
+      temperature=1.0,         # sampling the policy as it is: the ratio's denominator
+      plan_cfg=1.0,
+      max_objects=6,           # the ar preset's largest scene
+      seq_len=128,             # prompt + plan, right-padded
+      render=True,             # draw each plan (the run root's renderer) and score the image
+      run_root="",             # "": the directory holding ckpt.init_from
+      prompt_seed=31_337,      # never an evaluation seed (checked)
+      category_weights=dict(single=0.5, two=1.0, counting=2.0, colours=0.5, position=2.0,
+                            binding=2.0),
+      counting=(2, 3, 4), binding=(2, 3, 4, 5, 6),
+      eval_prompts=25, eval_seed=4_243,  # the periodic plan evaluator (plan_evaluator.py)
+  ))
+  c.train.update(steps=200, batch_size=64, log_every_steps=10, eval_every_steps=50)
+  c.optim.update(lr=1e-4, warmup_steps=10, decay="constant", weight_decay=0.0, clip_norm=1.0)
+  c.ckpt.update(save_every_steps=50)
+  return c
+
+
 VARIANTS = {"tokenizer": tokenizer_config, "tokenizer_decoder": tokenizer_decoder_config,
             "latent_decoder": latent_decoder_config, "ar": ar_config, "renderer": renderer_config,
             "renderer_text_only": renderer_text_only_config,
             "renderer_layout": renderer_layout_config,
-            "renderer_ar_text": renderer_ar_text_config}
+            "renderer_ar_text": renderer_ar_text_config, "ar_grpo": ar_grpo_config}
 
 
 def get_config(arg: str = "tokenizer"):

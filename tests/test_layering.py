@@ -31,6 +31,7 @@ LAYERS = (
     ("tasks",),
     ("generate",),
     ("eval",),
+    ("rl",),
     ("bench", "plan", "launch"),
     ("cli",),
 )

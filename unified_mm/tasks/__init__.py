@@ -18,6 +18,9 @@ STAGES = {
     "tokenizer": "unified_mm.tasks.tokenizer",
     "renderer": "unified_mm.tasks.renderer",
     "latent_decoder": "unified_mm.tasks.latent_decoder",
+    # Post-training samples with the generation pipeline and scores with the
+    # benchmark's scorer, so it lives above both (unified_mm/rl/).
+    "grpo": "unified_mm.rl.task",
 }
 
 

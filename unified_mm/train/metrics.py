@@ -58,12 +58,14 @@ def read_metrics_rows(path: str | pathlib.Path) -> list[dict]:
   """The rows of a metrics.jsonl, in order. A line not yet ended (being written)
   or not JSON (cut by a kill) is left out; a missing file has no rows."""
   path = pathlib.Path(path)
-  if path.is_dir():
+  if path.suffix != ".jsonl":  # a workdir (perhaps not created yet)
     path = path / "metrics.jsonl"
-  if not path.exists():
+  try:
+    text = path.read_text(encoding="utf-8")
+  except FileNotFoundError:
     return []
   rows = []
-  for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
+  for line in text.split("\n")[:-1]:
     try:
       rows.append(json.loads(line))
     except ValueError:

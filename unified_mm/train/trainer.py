@@ -203,6 +203,8 @@ class _Loop:
     first = True
     while step < self.total:
       local = next(self.data)
+      if hasattr(self.task, "rollout"):  # on-policy stages (grpo) sample with these params
+        local = self.task.rollout(self.model_def, state.params, local, step)
       batch = global_batch(local, self.batch_shardings)
       self.tokens += int(self.task.tokens_in(local)) * jax.process_count()
       state, metrics = train_step(state, batch)

@@ -1,0 +1,57 @@
+"""The RL prompt stream: the benchmark's grammar, on seeds the benchmark never uses.
+
+Prompt i of the stream is a pure function of (seed, i), so a resumed run sees
+the prompts an uninterrupted one would. Categories are dealt in a fixed cycle
+whose shares follow `weights` (largest remainder over one cycle), so every
+category with weight > 0 appears in every step of at least `cycle` prompts and
+its reward can be logged per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from unified_mm.data.shapes.prompts import sample_prompt
+from unified_mm.data.shapes.spec import CATEGORIES, PromptSpec
+from unified_mm.eval.benchmark import BENCHMARK_SEED, CAPTION_SEED, EDIT_SEED
+
+
+def category_cycle(weights: Mapping[str, float], length: int) -> list[str]:
+  """`length` category names in proportion to `weights` (largest remainder), interleaved."""
+  unknown = set(weights) - set(CATEGORIES)
+  if unknown:
+    raise ValueError(f"unknown categories {sorted(unknown)}; known: {CATEGORIES}")
+  names = [c for c in CATEGORIES if float(weights.get(c, 0.0)) > 0]
+  if not names:
+    raise ValueError("every category weight is 0")
+  w = np.asarray([float(weights[c]) for c in names])
+  quota = w / w.sum() * length
+  counts = np.floor(quota).astype(int)
+  for i in np.argsort(-(quota - counts), kind="stable")[:length - counts.sum()]:
+    counts[i] += 1
+  # Interleave: the k-th copy of a category sits at (k + 0.5) / count of the cycle.
+  slots = sorted(((k + 0.5) / n, i) for i, n in enumerate(counts) for k in range(n))
+  return [names[i] for _, i in slots]
+
+
+class PromptStream:
+  """Prompt i -> (text, spec, category)."""
+
+  def __init__(self, seed: int, weights: Mapping[str, float], cycle: int,
+               counting: Sequence[int] = (2, 3, 4), binding: Sequence[int] = (2, 3, 4),
+               resolution: int = 64):
+    if seed in (BENCHMARK_SEED, CAPTION_SEED, EDIT_SEED):
+      raise ValueError(f"prompt seed {seed} is an evaluation seed")
+    self.seed, self.resolution = int(seed), resolution
+    self.categories = category_cycle(weights, cycle)
+    self.counts = {"counting": tuple(counting), "binding": tuple(binding)}
+
+  def __getitem__(self, i: int) -> tuple[str, PromptSpec, str]:
+    category = self.categories[i % len(self.categories)]
+    rng = np.random.default_rng([self.seed, i])
+    counts = self.counts.get(category)
+    n = int(rng.choice(counts)) if counts else None
+    text, spec, _ = sample_prompt(rng, category, n, self.resolution)
+    return text, spec, category

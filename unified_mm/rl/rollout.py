@@ -1,0 +1,117 @@
+"""A rollout: sample G plans per prompt with the policy, score them, and lay them out
+as training rows (prompt + answer, loss on the answer only) with the log-probs the
+GRPO loss needs.
+
+Plans are sampled by `generate.pipeline.plan_layouts`, the sampler `umm generate`
+uses (KV cache, the plan's grammar mask, CFG), so what RL optimises is what
+generation draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from unified_mm.data.layout import parse_layout
+from unified_mm.data.shapes.spec import CATEGORIES
+from unified_mm.generate.pipeline import plan_layouts
+from unified_mm.generate.stages import ArStage
+from unified_mm.rl.grpo_loss import group_advantages
+from unified_mm.rl.rewards import Sample, plan_verdict, verdict
+
+ANSWER_KEYS = ("old_logp", "ref_logp")          # [B, L] f32
+ROW_KEYS = ("advantage", "reward", "plan_correct", "image_correct", "flat", "category")  # [B]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingSettings:
+  group_size: int
+  max_objects: int
+  temperature: float
+  plan_cfg: float
+  seq_len: int
+
+
+def sample_plans(ar: ArStage, texts: list[str], rng, s: SamplingSettings) -> list[np.ndarray]:
+  """G plans (ids BOL ... EOL) per prompt, a prompt's group consecutive."""
+  repeated = [t for t in texts for _ in range(s.group_size)]
+  return plan_layouts(ar, repeated, rng, max_objects=s.max_objects, cfg_scale=s.plan_cfg,
+                      temperature=s.temperature)
+
+
+def parse_plans(ar: ArStage, plans: list[np.ndarray]) -> list:
+  out = []
+  for ids in plans:
+    try:
+      out.append(parse_layout(ar.vocab, ar.text, ids))
+    except ValueError:  # the grammar mask makes this rare: a label that decodes oddly
+      out.append(None)
+  return out
+
+
+def render_plans(drawer, texts: list[str], objects: list, group_size: int, rng) -> np.ndarray:
+  """uint8 [B, H, W, 3]: each plan drawn by the run root's layout renderer, with the
+  benchmark's renderer settings (`drawer`: generate.stages.Stages without the ar)."""
+  from unified_mm.generate.pipeline import render_codes  # noqa: PLC0415
+  s = drawer.renderer_task.config.sample
+  grid = drawer.frontend.code_grid
+  codes = np.zeros((len(objects), grid, grid), np.int32)  # a layout renderer reads no codes
+  repeated = [t for t in texts for _ in range(group_size)]
+  return render_codes(drawer, codes, repeated, rng, steps=int(s.steps), chunks=int(s.chunks),
+                      cfg_scale=float(s.cfg_scale), method=str(s.method), start=float(s.start),
+                      layouts=[o or [] for o in objects])
+
+
+def score_answers(ar: ArStage, prompts: list, plans: list[np.ndarray], objects: list,
+                  images: np.ndarray | None, reward_fn, group_size: int) -> dict[str, np.ndarray]:
+  """Per row: the reward, its group advantage, plan and image all-correct, category."""
+  rewards, plan_ok, image_ok, category = [], [], [], []
+  for i, (ids, objs) in enumerate(zip(plans, objects)):
+    text, spec, cat = prompts[i // group_size]
+    sample = Sample(text, spec, ids, objs, None if images is None else images[i],
+                    bins=ar.vocab.layout_bins)
+    rewards.append(float(reward_fn(sample)))
+    plan_ok.append(spec is not None and plan_verdict(sample)[1])
+    image_ok.append(spec is not None and images is not None and verdict(spec, images[i])[1])
+    category.append(CATEGORIES.index(cat))
+  rewards = np.asarray(rewards, np.float32)
+  grouped = rewards.reshape(-1, group_size)
+  flat = np.repeat(np.all(grouped == grouped[:, :1], axis=1), group_size)
+  return {"reward": rewards, "advantage": group_advantages(rewards, group_size),
+          "plan_correct": np.asarray(plan_ok, np.float32),
+          "image_correct": np.asarray(image_ok, np.float32),
+          "flat": flat.astype(np.float32), "category": np.asarray(category, np.int32)}
+
+
+def answer_rows(ar: ArStage, texts: list[str], plans: list[np.ndarray], group_size: int,
+                seq_len: int) -> dict[str, np.ndarray]:
+  """Rows `BOS prompt BOL plan... EOL`, right-padded to seq_len; loss on the plan only."""
+  v = ar.vocab
+  n = len(plans)
+  out = {k: np.zeros((n, seq_len), np.int32)
+         for k in ("tokens", "targets", "positions", "segment_ids", "loss_mask")}
+  for i, plan in enumerate(plans):
+    prompt = np.concatenate([[v.bos], ar.text.encode(texts[i // group_size])]).astype(np.int32)
+    doc = np.concatenate([prompt, plan]).astype(np.int32)  # plan starts with BOL
+    m = len(doc) - 1
+    if m > seq_len:
+      raise ValueError(f"rl.seq_len={seq_len}: a prompt and its plan need {m} positions")
+    out["tokens"][i, :m] = doc[:-1]
+    out["targets"][i, :m] = doc[1:]
+    out["positions"][i, :m] = np.arange(m)
+    out["segment_ids"][i, :m] = 1
+    out["loss_mask"][i, len(prompt):m] = 1  # the targets after BOL: the sampled plan
+  out["modality"] = v.modality(out["targets"])
+  return out
+
+
+def logprob_fn():
+  """jitted (model, rows) -> log p(target) [B, L] (f32)."""
+  from unified_mm.rl.grpo_loss import token_logprobs  # noqa: PLC0415
+
+  @jax.jit
+  def fn(model, tokens, positions, segment_ids, targets):
+    return token_logprobs(model(tokens, positions, segment_ids), targets)
+  return fn

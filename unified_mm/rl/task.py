@@ -1,0 +1,263 @@
+"""The `grpo` stage: post-training of the unified transformer's plans on a
+verifiable reward, as a task of the one trainer.
+
+Per step the trainer hands `rollout` the policy's current params: it draws
+`rl.prompts` prompts from the benchmark's grammar (seeds the benchmark never
+uses), samples `rl.group_size` plans for each with the sampler `umm generate`
+uses, scores them (`rl.reward`) and returns the rows the GRPO loss trains on,
+with the sampling policy's and the frozen reference's log-probs. Sampling keys
+are `fold_in(key(seed), step)` and the prompts a function of the step, so a
+killed and resumed run trains on exactly the rows a straight one does.
+
+The reference is the checkpoint the run starts from (`ckpt.init_from`, the
+pre-trained `ar` workdir); its model and data config are taken from there, so
+`--config.ckpt.init_from=ROOT/ar` is all a run needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from unified_mm.config.loading import ConfigError
+from unified_mm.data.pipeline import load_or_train_tokenizer
+from unified_mm.data.shapes.spec import CATEGORIES
+from unified_mm.data.step_indexed import StepIndexedIterator
+from unified_mm.data.vocab import Vocab
+from unified_mm.generate.stages import ArStage
+from unified_mm.rl import rollout as ro
+from unified_mm.rl.grpo_loss import grpo_loss, token_entropy, token_logprobs
+from unified_mm.rl.plan_evaluator import PlanEvaluator
+from unified_mm.rl.prompts import PromptStream
+from unified_mm.rl.rewards import resolve_reward
+from unified_mm.tasks.ar import make_codes_fn
+from unified_mm.tasks.transformer_task import BATCH_KEYS, TransformerTask
+from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir, open_run
+
+log = logging.getLogger("unified_mm.rl")
+
+ROLLOUT_SALT = 0x6772706F  # sampling keys apart from the trainer's step keys ("grpo")
+
+
+class PromptRows(StepIndexedIterator):
+  """Step s -> this host's sample rows; row r answers prompt r // group_size.
+
+  `seconds` holds where the rollouts' time went (sample, render, score, logp);
+  the trainer logs it with the data counters, as host-seconds since the start."""
+
+  def __init__(self, *args):
+    super().__init__(*args)
+    self.seconds: dict[str, float] = {}
+
+  def batch_for(self, rows: range) -> dict[str, np.ndarray]:
+    return {"row": np.asarray(rows, np.int64)}
+
+  def stats(self) -> dict[str, float]:
+    return {f"rollout/{k}_s": v for k, v in self.seconds.items()}
+
+
+def adopt_pretrained(config) -> None:
+  """Takes model and data from the run `ckpt.init_from` names (it must exist)."""
+  source = str(config.ckpt.init_from)
+  if not source:
+    raise ConfigError("ckpt.init_from: the grpo stage starts from a trained transformer; "
+                      "set it to an `ar` workdir (e.g. runs/demo/ar)")
+  try:
+    with open_run(source, what="complete AR") as (_, step, saved):
+      pass
+  except FileNotFoundError as e:
+    raise ConfigError(f"ckpt.init_from={source}: {e}") from None
+  if saved.get("stage") != "ar":
+    raise ConfigError(f"ckpt.init_from={source}: a {saved.get('stage')!r} run, not an ar run")
+  data = ml_collections.ConfigDict(saved["data"])
+  data.image_tokenizer_dir = _tokenizer_dir(source, str(config.data.get("image_tokenizer_dir", "")),
+                                            str(data.image_tokenizer_dir))
+  with config.unlocked():
+    config.model = ml_collections.ConfigDict(saved["model"])
+    config.data = data
+    config.sample = ml_collections.ConfigDict(saved.get("sample", {}))
+  log.info("grpo: model and data of %s (step %d)", source, step)
+
+
+def _tokenizer_dir(source: str, given: str, saved: str) -> str:
+  """The image tokenizer the ar run read: `data.image_tokenizer_dir` when given, else
+  the saved one, else (a path saved relative to another directory) the run root's."""
+  if given or not saved or pathlib.Path(saved).exists():
+    return given or saved
+  sibling = pathlib.Path(source).absolute().parent / pathlib.Path(saved).name
+  if sibling.exists():
+    return str(sibling)
+  raise ConfigError(f"data.image_tokenizer_dir: the ar run read {saved!r}, which is not "
+                    f"there (nor {sibling}); pass the tokenizer's workdir")
+
+
+def load_drawer(config):
+  """The run root's tokenizer and layout renderer (frozen, one local device): the
+  rollout draws every plan and the reward scores the drawing."""
+  from unified_mm.generate.stages import load_stages  # noqa: PLC0415
+  root = str(config.rl.run_root) or str(pathlib.Path(str(config.ckpt.init_from)).absolute().parent)
+  try:
+    drawer = load_stages(root, need_ar=False)
+  except Exception as e:  # noqa: BLE001 -- a missing or unreadable stage: name the key
+    raise ConfigError(f"rl.run_root={root!r}: rl.render needs its tokenizer/ and renderer/ "
+                      f"({str(e).splitlines()[0]})") from None
+  if drawer.renderer_reads_codes:
+    raise ConfigError(f"rl.run_root={root!r}: its renderer reads image codes; rl.render draws "
+                      "plans with a layout renderer (experiments/shapes.py:renderer_layout)")
+  return drawer
+
+
+class GRPOTask(TransformerTask):
+  name = "grpo"
+
+  def __init__(self, config, make_evaluators=None):
+    adopt_pretrained(config)
+    super().__init__(config, make_evaluators)
+    rl = config.rl
+    self.group = int(rl.group_size)
+    if self.group < 2:
+      raise ConfigError(f"rl.group_size={self.group}: GRPO needs at least 2 samples per prompt")
+    if int(config.train.batch_size) % self.group:
+      raise ConfigError(f"train.batch_size={config.train.batch_size}: must be a multiple of "
+                        f"rl.group_size={self.group} (batch = prompts x group)")
+    if int(config.train.grad_accum_steps) != 1:
+      raise ConfigError("train.grad_accum_steps: grpo steps on one rollout; use 1")
+    self.tokenizer = load_or_train_tokenizer(config.data)
+    _, num_codes = make_codes_fn(config.data)
+    self.vocab = Vocab(int(config.data.text_vocab_size), int(num_codes),
+                       layout_bins=int(config.data.get("layout_bins", 0)))
+    if not self.vocab.layout_bins:
+      raise ConfigError(f"ckpt.init_from={config.ckpt.init_from}: trained without plans "
+                        "(data.layout_bins=0); grpo trains the plan")
+    weights = dict(rl.category_weights)
+    try:
+      self.prompts = PromptStream(int(rl.prompt_seed), weights,
+                                  cycle=int(config.train.batch_size) // self.group,
+                                  counting=tuple(rl.counting), binding=tuple(rl.binding))
+    except ValueError as e:
+      raise ConfigError(f"rl.category_weights / rl.prompt_seed: {e}") from None
+    self.reward_fn = resolve_reward(str(rl.reward))
+    self.settings = ro.SamplingSettings(self.group, int(rl.max_objects), float(rl.temperature),
+                                        float(rl.plan_cfg), int(rl.seq_len))
+    self.clip_eps, self.kl_coef = float(rl.clip_eps), float(rl.kl_coef)
+    self._logprobs = ro.logprob_fn()
+    self.drawer = load_drawer(config) if bool(rl.render) else None
+    self._reference = None
+    self._batch_rows = int(config.train.batch_size)
+
+  # ---- data: sample rows, turned into answers by `rollout` ---------------
+  def make_data(self, process_index: int, process_count: int, local_batch_size: int):
+    if local_batch_size % self.group:
+      raise ConfigError(f"train.batch_size: each host's {local_batch_size} rows must hold "
+                        f"whole groups of rl.group_size={self.group}")
+    self.process_index, self.process_count = process_index, process_count
+    self.rows = PromptRows(process_index, process_count, local_batch_size)
+    return self.rows
+
+  def batch_axes(self):
+    axes = {k: ("batch", "length") for k in BATCH_KEYS + ro.ANSWER_KEYS}
+    return axes | {k: ("batch",) for k in ro.ROW_KEYS}
+
+  def rollout(self, model_def, params, local, step: int) -> dict[str, np.ndarray]:
+    """This host's rows of the step's answers. Every host samples the whole step
+    (prompts and keys depend on the step only), so they agree on every group."""
+    rows = np.asarray(local["row"])
+    per_host = len(rows)
+    first = int(rows[0]) - self.process_index * per_host
+    all_rows = np.arange(first, first + per_host * self.process_count)
+    prompts = [self.prompts[int(r) // self.group] for r in all_rows[::self.group]]
+    texts = [p[0] for p in prompts]
+    policy = model_def.module(params)
+    ar = ArStage(policy, self.config, self.vocab, self.tokenizer)
+    rng = jax.random.fold_in(jax.random.key(int(self.config.seed) ^ ROLLOUT_SALT), step)
+    clock = _Clock(self.rows.seconds)
+    with clock("sample"):
+      plans = ro.sample_plans(ar, texts, rng, self.settings)
+      objects = ro.parse_plans(ar, plans)
+    images = None
+    if self.drawer is not None:
+      with clock("render"):
+        images = ro.render_plans(self.drawer, texts, objects, self.group,
+                                 jax.random.fold_in(rng, 1))
+    with clock("score"):
+      out = ro.answer_rows(ar, texts, plans, self.group, self.settings.seq_len)
+      out |= ro.score_answers(ar, prompts, plans, objects, images, self.reward_fn, self.group)
+    with clock("logp"):
+      args = (out["tokens"], out["positions"], out["segment_ids"], out["targets"])
+      out["old_logp"] = np.asarray(self._logprobs(policy, *args))
+      out["ref_logp"] = np.asarray(self._logprobs(self.reference(model_def, params), *args))
+    mine = slice(self.process_index * per_host, (self.process_index + 1) * per_host)
+    return {k: v[mine] for k, v in out.items()}
+
+  def reference(self, model_def, params):
+    """The frozen pre-trained policy, restored once with the params' shardings."""
+    if self._reference is None:
+      source = str(self.config.ckpt.init_from)
+      ckpts = Checkpoints(checkpoint_dir(source), read_only=True)
+      try:
+        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=v.sharding)
+                  for k, v in params.items()}
+        self._reference = model_def.module(ckpts.restore_params(ckpts.latest_step(), target))
+      finally:
+        ckpts.close()
+    return self._reference
+
+  # ---- loss ---------------------------------------------------------------
+  def loss(self, model, batch, rng):
+    del rng
+    logits = model(batch["tokens"], batch["positions"], batch["segment_ids"])
+    logp = token_logprobs(logits, batch["targets"])
+    mask = batch["loss_mask"].astype(jnp.float32)
+    loss, metrics = grpo_loss(logp, batch["old_logp"], batch["ref_logp"], batch["advantage"],
+                              mask, clip_eps=self.clip_eps, kl_coef=self.kl_coef)
+    tokens = jnp.maximum(mask.sum(), 1.0)
+    metrics["entropy"] = (token_entropy(logits) * mask).sum() / tokens
+    metrics["answer_tokens"] = mask.sum() / mask.shape[0]
+    metrics["reward"] = batch["reward"].mean()
+    metrics["plan_correct"] = batch["plan_correct"].mean()
+    if self.drawer is not None:
+      metrics["image_correct"] = batch["image_correct"].mean()
+    metrics["flat_groups"] = batch["flat"].mean()
+    for i, name in enumerate(CATEGORIES):
+      if name in self.prompts.categories:  # present in every step (PromptStream)
+        here = (batch["category"] == i).astype(jnp.float32)
+        metrics[f"reward/{name}"] = (batch["reward"] * here).sum() / jnp.maximum(here.sum(), 1)
+    return loss, metrics
+
+  def tokens_in(self, batch) -> int:
+    return int(np.sum(np.asarray(batch["loss_mask"])))
+
+  def evaluators(self) -> list:
+    n = int(self.config.rl.get("eval_prompts", 0))
+    if not n or not self.config.train.eval_every_steps:
+      return []
+    sample = self.config.get("sample", ml_collections.ConfigDict())
+    return [PlanEvaluator(self.vocab, self.tokenizer, self.config, n_per_category=n,
+                          seed=int(self.config.rl.eval_seed),
+                          max_objects=int(self.config.rl.max_objects),
+                          plan_cfg=float(sample.get("plan_cfg", 1.0)),
+                          temperature=float(sample.get("plan_temperature", 1.0)))]
+
+
+class _Clock:
+  """`with clock(name):` adds the block's wall time to `seconds[name]`."""
+
+  def __init__(self, seconds: dict[str, float]):
+    self.seconds = seconds
+
+  @contextlib.contextmanager
+  def __call__(self, name: str):
+    t0 = time.perf_counter()
+    yield
+    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def make_task(config, make_evaluators=None) -> GRPOTask:
+  return GRPOTask(config, make_evaluators)
