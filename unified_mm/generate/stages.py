@@ -8,17 +8,75 @@ Each stage's loader lives beside its model (`models/*/loader.py`); this module
 puts them together. Every model is restored replicated on one local device:
 generation is latency-bound on small batches, and the renderer has its own
 config anyway.
+
+A root missing a stage fails before anything loads, with a message naming the
+stage directory and the command that trains it (`missing_stage`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import TYPE_CHECKING
 
-import jax
-from flax import nnx
+# JAX and the loaders are imported where a stage loads: `missing_stage` is what
+# `umm generate --workdir <typo>` runs first, and it should answer at once.
+if TYPE_CHECKING:
+  from flax import nnx
 
-from unified_mm.models.transformer.loader import ArStage, load_ar
+  from unified_mm.models.transformer.loader import ArStage
+
+
+def __getattr__(name: str):
+  """`from unified_mm.generate.stages import ArStage` (pipeline, rl) loads it on first use."""
+  if name == "ArStage":
+    from unified_mm.models.transformer.loader import ArStage  # noqa: PLC0415
+    return ArStage
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# The experiments/shapes.py variant that trains each stage directory (as `umm demo` does).
+STAGE_VARIANTS = {"tokenizer": "tokenizer", "ar": "ar", "renderer": "renderer_layout",
+                  "renderer_text_only": "renderer_text_only"}
+
+
+class MissingStageError(FileNotFoundError):
+  """A run root without a stage it needs: the message says what trains it."""
+
+
+def _has_checkpoint(workdir: pathlib.Path) -> bool:
+  """A committed step: Orbax names it `<step>`; one in flight (or set aside) has a suffix."""
+  ckpts = workdir / "checkpoints"
+  return ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())
+
+
+def missing_stage(root: str | pathlib.Path, names=("tokenizer", "ar", "renderer")) -> str | None:
+  """What a run root lacks of the stages `names` (one line), or None.
+
+  A look at the directories only, so a typo in --workdir fails at once rather
+  than inside a checkpoint library; a remote root (`gs://...`) is left to the
+  loaders."""
+  if "://" in str(root):
+    return None
+  root = pathlib.Path(root)
+  demo = f"`umm demo --workdir {root}` trains every stage"
+  if not root.is_dir():
+    what = "not a directory" if root.exists() else "no such directory"
+    return (f"{root}: {what}; a run root holds the trained stages "
+            f"{', '.join(d + '/' for d in names)} ({demo})")
+  for name in names:
+    stage = root / name
+    if _has_checkpoint(stage):
+      continue
+    lack = (f"no {name}/ stage" if not stage.exists()
+            else f"{name}/ has no complete checkpoint in {stage / 'checkpoints'}")
+    # Every later stage reads the tokenizer's codes or latents.
+    tokenizer = root / "tokenizer"
+    reads = "" if name == "tokenizer" else f" --config.data.image_tokenizer_dir={tokenizer}"
+    train = (f"`umm train --config experiments/shapes.py:{STAGE_VARIANTS.get(name, name)} "
+             f"--workdir {stage}{reads}` this one")
+    return f"{root}: {lack}; {demo}, {train}"
+  return None
 
 
 @dataclasses.dataclass
@@ -36,7 +94,14 @@ class Stages:
 
 def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
                 need_renderer: bool = True) -> Stages:
+  import jax  # noqa: PLC0415
+
   from unified_mm.models.renderer.latents import TrainedFrontend  # noqa: PLC0415
+  from unified_mm.models.transformer.loader import load_ar  # noqa: PLC0415
+  needed = ("tokenizer",) + ("ar",) * need_ar + ("renderer",) * need_renderer
+  problem = missing_stage(root, needed)
+  if problem:
+    raise MissingStageError(problem)
   root = pathlib.Path(root)
   frontend = TrainedFrontend(root / "tokenizer", devices=jax.local_devices()[:1])
   ar = load_ar(root / "ar", frontend.num_codes) if need_ar else None

@@ -2,6 +2,10 @@
 
 Writes DIR/results.{jsonl,csv,md,png}, DIR/grids/*.png and DIR/tb/, one row
 per (AR checkpoint, sampling setting). Prints the Markdown table.
+
+A missing sweep file, a run root without a stage, or --checkpoints naming
+steps the root does not hold is one line and exit code 2, before any
+benchmark runs.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import sys
+
+from unified_mm.cli.main import UsageError
 
 HELP = "Evaluation sweep: checkpoints x sampling settings on the shapes benchmark."
 
@@ -32,11 +38,36 @@ def load_sweep(spec: str, overrides: list[str]):
   return apply_overrides(module.get_sweep(arg), overrides)
 
 
+def _check_inputs(args) -> None:
+  """The run root's stages and the asked checkpoints, before the sweep's first load."""
+  which = args.checkpoints
+  if which not in ("latest", "all") and not all(s.strip().isdigit() for s in which.split(",")):
+    raise UsageError(f"--checkpoints {which}: give latest, all, or steps such as 1000,2000")
+  from unified_mm.generate.stages import missing_stage  # noqa: PLC0415
+  problem = missing_stage(args.workdir, ("tokenizer", "ar", "renderer"))
+  if problem:
+    raise UsageError(problem)
+  import logging  # noqa: PLC0415
+
+  from unified_mm.eval.sweep import select_steps  # noqa: PLC0415
+  absl = logging.getLogger("absl")
+  level = absl.level
+  absl.setLevel(logging.ERROR)  # Orbax warns that a read-only manager is read-only
+  try:
+    select_steps(pathlib.Path(args.workdir) / "ar", which)
+  except ValueError as e:  # steps the root does not hold
+    raise UsageError(str(e)) from None
+  finally:
+    absl.setLevel(level)
+
+
 def run(args) -> int:
+  sweep = load_sweep(args.sweep, args.overrides)
+  _check_inputs(args)
+
   from unified_mm.eval.sweep import run_sweep  # noqa: PLC0415
   from unified_mm.eval.sweep_report import SweepReport  # noqa: PLC0415
 
-  sweep = load_sweep(args.sweep, args.overrides)
   report = SweepReport(args.out)
   try:
     for row in run_sweep(args.workdir, sweep, args.out, args.checkpoints):
