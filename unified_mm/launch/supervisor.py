@@ -4,6 +4,12 @@ JAX's coordination service also notices a dead peer (after its heartbeat
 timeout), but a process blocked in a collective may wait that long; the
 supervisor does not wait: as soon as one process fails, the others get
 SIGTERM, then SIGKILL after a grace period.
+
+A process that exits with PREEMPTED (it was signalled, saved its checkpoint
+and stopped) is not a failure: the others are stopped the same way and the job
+exits with PREEMPTED too, as it does when the supervisor itself is signalled
+and every process saved. SLURM requeue scripts and pod supervisors read it as
+"re-run the same command to resume" (docs/launch.md).
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from collections.abc import Mapping, Sequence
 
 GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.2
+# unified_mm.train.preemption.PREEMPTED_EXIT_CODE (EX_TEMPFAIL), copied because
+# importing the trainer would load JAX into the launcher; a test ties the two.
+PREEMPTED = 75
 
 
 class Supervisor:
@@ -48,6 +57,11 @@ class Supervisor:
         failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
         if failed:
           i, code = failed[0]
+          if code == PREEMPTED:
+            print(f"umm launch: process {i} was preempted (it saved its checkpoint); stopping "
+                  f"the others the same way", file=sys.stderr)
+            self.stop()
+            return self._preempted_or(PREEMPTED)
           self._report_failure(i, code)
           self.stop()
           return code if code > 0 else 128 - code
@@ -62,7 +76,16 @@ class Supervisor:
         time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
       self.stop()
-      return 130
+      return self._preempted_or(130)
+
+  def _preempted_or(self, code: int) -> int:
+    """PREEMPTED when every process ended saved (preempted or finished), else `code`."""
+    codes = [p.returncode for p in self.procs]
+    if codes and all(c in (0, PREEMPTED) for c in codes) and PREEMPTED in codes:
+      print(f"umm launch: every process saved; re-run the same command to resume "
+            f"(exit code {PREEMPTED})", file=sys.stderr)
+      return PREEMPTED
+    return code
 
   def stop(self) -> None:
     """SIGTERM to every live process group, SIGKILL to those still alive after the grace."""

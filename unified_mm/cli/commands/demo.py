@@ -17,6 +17,19 @@ and the report includes it. `--scale 0.1` shortens every stage ten-fold (a
 smoke run; images will be poor). `--config.<stage>.<key>=value` overrides one
 stage's config (by its variant name in experiments/shapes.py), e.g.
 `--config.ar.train.batch_size=8`.
+
+Signals: SIGTERM or Ctrl-C ends the whole job. Every stage then training gets
+SIGTERM, saves its current step and stops; the demo prints one line naming
+each stage and step and exits 75 (PREEMPTED_EXIT_CODE, as `umm train` does);
+the same command resumes those stages. A stage that stops early on its own
+stops its sibling the same way. No stage starts on an unfinished upstream.
+
+Provenance: the transformer and the renderers record the tokenizer checkpoint
+they started from (ROOT/<stage>/upstream.json, train/provenance.py). When a
+re-run finds the tokenizer's latest checkpoint differs from a stage's record
+(or a stage with checkpoints but no record), the demo refuses, naming both,
+exit code 2; `--retrain-changed` moves such a stage aside (ROOT/<stage>.stale)
+and retrains it.
 """
 
 from __future__ import annotations
@@ -46,6 +59,9 @@ def add_arguments(parser) -> None:
   parser.add_argument("--caption-scenes", type=int, default=50)
   parser.add_argument("--edit-scenes", type=int, default=50)
   parser.add_argument("--seed", type=int, default=20_011, help="benchmark prompt seed")
+  parser.add_argument("--retrain-changed", action="store_true",
+                      help="retrain a stage whose upstream (the tokenizer) changed since it "
+                           "was trained, moving the old run to ROOT/<stage>.stale")
 
 
 def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[str],
@@ -68,35 +84,67 @@ def _stage_overrides(stage: str, overrides: list[str]) -> list[str]:
   return [o[len(prefix):] for o in overrides if o.startswith(prefix)]
 
 
-def _train_timed(config, workdir, queue=None) -> float:
-  """Trains one stage; its wall time in seconds (also put on `queue` from a child process)."""
+class Preempted(Exception):
+  """The job stopped on a signal; every stage in training saved its checkpoint."""
+
+  def __init__(self, stopped: dict[str, int], completed: list[str]):
+    super().__init__(f"stopped: {stopped}, completed: {completed}")
+    self.stopped = stopped      # {workdir name: its train.steps}
+    self.completed = completed  # workdir names of the stages trained to the end
+
+
+def _stage_process(config, workdir, queue) -> None:
+  """One stage in a process of its own: puts (workdir name, wall seconds) on
+  `queue`; exits PREEMPTED_EXIT_CODE when a signal stopped it early (saved)."""
   from unified_mm.cli.commands.train import _setup_logging, train_stage  # noqa: PLC0415
-  if queue is not None:
-    _setup_logging("INFO")
+  _setup_logging("INFO")  # before Orbax loads: absl's first log line configures logging otherwise
+  import jax  # noqa: PLC0415
+
+  from unified_mm.train.preemption import PREEMPTED_EXIT_CODE  # noqa: PLC0415
   t0 = time.perf_counter()
-  train_stage(config, workdir)
-  seconds = time.perf_counter() - t0
-  if queue is not None:
-    queue.put((config.stage, seconds))
-  return seconds
+  state = train_stage(config, workdir)
+  queue.put((pathlib.Path(workdir).name, time.perf_counter() - t0))
+  if int(jax.device_get(state.step)) < int(config.train.steps):
+    sys.exit(PREEMPTED_EXIT_CODE)
 
 
-def train_side_by_side(jobs: list[tuple[object, pathlib.Path]]) -> dict[str, float]:
-  """Trains independent stages in parallel processes (spawned: JAX does not survive a
-  fork); {stage: wall seconds}. A failed stage fails the demo, naming it."""
+def train_side_by_side(jobs: list[tuple[object, pathlib.Path]], stop) -> dict[str, float]:
+  """Trains stages in parallel processes (spawned: JAX does not survive a fork),
+  the demo's own process only watching; {workdir name: wall seconds}.
+
+  A signal to the demo (`stop`, a PreemptionFlag) is passed on as SIGTERM to
+  every stage still training, and so is any stage ending early: each saves and
+  stops, and the job raises Preempted. A stage that failed (not on a signal)
+  fails the demo, naming it."""
   import multiprocessing  # noqa: PLC0415
+
+  from unified_mm.train.preemption import PREEMPTED_EXIT_CODE  # noqa: PLC0415
   ctx = multiprocessing.get_context("spawn")
   queue = ctx.Queue()
-  procs = [(config.stage, ctx.Process(target=_train_timed, args=(config, workdir, queue)))
-           for config, workdir in jobs]
-  for _, p in procs:
+  procs = {pathlib.Path(w).name: ctx.Process(target=_stage_process, args=(c, w, queue))
+           for c, w in jobs}
+  totals = {pathlib.Path(workdir).name: int(config.train.steps) for config, workdir in jobs}
+  for p in procs.values():
     p.start()
-  for _, p in procs:
-    p.join()
-  failed = [stage for stage, p in procs if p.exitcode != 0]
+  stopping = False
+  while any(p.is_alive() for p in procs.values()):
+    if not stopping and (stop.requested() or any(p.exitcode for p in procs.values())):
+      stopping = True  # the first sign is enough: the siblings save too, then the job ends
+      for p in procs.values():
+        if p.is_alive():
+          p.terminate()  # SIGTERM: the stage's trainer saves its current step
+    time.sleep(0.2)
+  codes = {name: p.exitcode for name, p in procs.items()}
+  # A stage signalled before its loop began dies of the signal: nothing new to save.
+  failed = [n for n, c in codes.items()
+            if c not in (0, PREEMPTED_EXIT_CODE) and not stop.requested()]
   if failed:
     raise RuntimeError(f"stage(s) {failed} failed; see the log above (each resumes on rerun)")
-  return dict(queue.get() for _ in procs)
+  seconds = dict(queue.get(timeout=30) for c in codes.values() if c in (0, PREEMPTED_EXIT_CODE))
+  stopped = {n: totals[n] for n, c in codes.items() if c != 0}
+  if stopped:
+    raise Preempted(stopped, [n for n, c in codes.items() if c == 0])
+  return seconds
 
 
 def step_flops(config) -> float:
@@ -123,31 +171,46 @@ def _baseline_steps(root: pathlib.Path, args, log) -> tuple[int, dict[str, float
   return steps, {**spent, "text-only": steps * per_step}
 
 
-def run(args) -> int:
-  from unified_mm.cli.commands.train import _setup_logging  # noqa: PLC0415
-  _setup_logging("INFO")
-  from unified_mm.bench.matmul import matmul_tflops  # noqa: PLC0415
-  from unified_mm.eval.report import write_report  # noqa: PLC0415
-  from unified_mm.eval.shapes_benchmark import run_benchmark  # noqa: PLC0415
+def _check_upstreams(config, workdir: pathlib.Path, retrain: bool, log) -> None:
+  """Refuses (UpstreamChanged) a stage whose checkpoints were trained from
+  another tokenizer checkpoint than the one ROOT/tokenizer now holds; with
+  `retrain`, moves it aside to start over instead."""
+  from unified_mm.train.provenance import UpstreamChanged, reconcile  # noqa: PLC0415
+  why = reconcile(config, workdir, unrecorded="refuse")  # a demo root never predates its records
+  if why is None:
+    return
+  if not retrain:
+    raise UpstreamChanged(f"{why}: re-run with --retrain-changed to retrain {workdir.name} "
+                          f"(the old run moves to {workdir.name}.stale), or delete {workdir}")
+  aside = workdir.with_name(workdir.name + ".stale")
+  n = 1
+  while aside.exists():
+    n += 1
+    aside = workdir.with_name(f"{workdir.name}.stale-{n}")
+  workdir.rename(aside)
+  log.warning("%s: retraining %s (the old run is now %s)", why, workdir.name, aside)
 
-  started = time.perf_counter()
-  root = pathlib.Path(args.workdir)
-  log = logging.getLogger("unified_mm.demo")
-  probe = matmul_tflops()
-  log.info("matmul probe: %.3f TFLOP/s (XLA f32, 4 chained 2048^2 matmuls)", probe)
-  times, notes = {}, []
-  configs = {}
+
+def _train_stages(root: pathlib.Path, args, stop, log) -> tuple[dict[str, float], list[str]]:
+  """Trains every stage in order, each resuming; ({name: wall seconds}, report notes).
+  Raises Preempted (after the stages in training saved) when `stop` is set."""
+  times, notes, completed = {}, [], []
+  configs, workdirs = {}, dict(STAGES)
   for stage, workdir in STAGES:
     configs[stage] = _stage_config(stage, root, args.scale, args.overrides)
     configs[stage].lock()
     log.info("stage %s: %d steps -> %s", stage, configs[stage].train.steps, root / workdir)
-  workdirs = dict(STAGES)
-  for stage, _ in STAGES:
-    if stage not in SIDE_BY_SIDE:
-      times[stage] = _train_timed(configs[stage], root / workdirs[stage])
-  t0 = time.perf_counter()
-  times |= train_side_by_side([(configs[s], root / workdirs[s]) for s in SIDE_BY_SIDE])
-  times[" + ".join(SIDE_BY_SIDE) + " (side by side, wall)"] = time.perf_counter() - t0
+  groups = [[s] for s, _ in STAGES if s not in SIDE_BY_SIDE] + [list(SIDE_BY_SIDE)]
+  for group in groups:
+    if stop.requested():  # between stages: nothing in training to save
+      raise Preempted({}, completed)
+    for stage in group:
+      _check_upstreams(configs[stage], root / workdirs[stage], args.retrain_changed, log)
+    t0 = time.perf_counter()
+    times |= _train_group([(configs[s], root / workdirs[s]) for s in group], stop, completed)
+    if len(group) > 1:
+      times[" + ".join(group) + " (side by side, wall)"] = time.perf_counter() - t0
+    completed += [workdirs[s] for s in group]
   if args.baseline:
     steps, flops = _baseline_steps(root, args, log)
     notes.append("Training FLOPs (XLA's count of each compiled step x steps): "
@@ -156,14 +219,71 @@ def run(args) -> int:
                  + " + ".join(SIDE_BY_SIDE) + ".")
     config = _stage_config(BASELINE[0], root, args.scale, args.overrides, steps)
     config.lock()
-    times[BASELINE[0]] = _train_timed(config, root / BASELINE[1])
+    if stop.requested():
+      raise Preempted({}, completed)
+    _check_upstreams(config, root / BASELINE[1], args.retrain_changed, log)
+    times |= _train_group([(config, root / BASELINE[1])], stop, completed)
+  return times, notes
+
+
+def _train_group(jobs, stop, completed: list[str]) -> dict[str, float]:
+  """train_side_by_side, its Preempted also naming the stages `completed` before."""
+  try:
+    return train_side_by_side(jobs, stop)
+  except Preempted as e:
+    raise Preempted(e.stopped, completed + e.completed) from None
+
+
+def _preempted_line(root: pathlib.Path, e: Preempted, command: str) -> str:
+  """One line: which stage stopped at which step, and how to resume."""
+  from unified_mm.train.preemption import PREEMPTED_EXIT_CODE  # noqa: PLC0415
+  from unified_mm.train.provenance import latest_step  # noqa: PLC0415
+  parts = []
+  for name, total in e.stopped.items():
+    step = latest_step(root / name)
+    parts.append(f"{name} stopped at step {step} of {total}" if step is not None
+                 else f"{name} stopped before its first checkpoint")
+  if parts:
+    where = " and ".join(parts) + " (saved)"
+  elif e.completed:  # stopped between stages
+    where = f"after {', '.join(e.completed)} completed"
+  else:
+    where = "before any stage started"
+  return (f"umm demo: preempted: {where}; re-run `{command}` to resume "
+          f"(exit code {PREEMPTED_EXIT_CODE})")
+
+
+def run(args) -> int:
+  from unified_mm.cli.commands.train import _setup_logging  # noqa: PLC0415
+  _setup_logging("INFO")
+  from unified_mm.bench.matmul import matmul_tflops  # noqa: PLC0415
+  from unified_mm.eval.report import write_report  # noqa: PLC0415
+  from unified_mm.eval.shapes_benchmark import run_benchmark  # noqa: PLC0415
+  from unified_mm.train.preemption import PREEMPTED_EXIT_CODE, PreemptionFlag  # noqa: PLC0415
+  from unified_mm.train.provenance import UpstreamChanged  # noqa: PLC0415
+
+  started = time.perf_counter()
+  root = pathlib.Path(args.workdir)
+  log = logging.getLogger("unified_mm.demo")
+  command = "umm demo " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
+  # From here to the end of training a signal only sets `stop`: the stages save first.
+  with PreemptionFlag(on_signal="stopping the job once every stage in training has saved") as stop:
+    probe = matmul_tflops()
+    log.info("matmul probe: %.3f TFLOP/s (XLA f32, 4 chained 2048^2 matmuls)", probe)
+    try:
+      times, notes = _train_stages(root, args, stop, log)
+    except Preempted as e:
+      print(_preempted_line(root, e, command), file=sys.stderr)
+      return PREEMPTED_EXIT_CODE
+    except UpstreamChanged as e:
+      print(f"umm demo: upstream changed: {e}", file=sys.stderr)
+      return 2
   t0 = time.perf_counter()
   out = run_benchmark(root, per_category=args.prompts_per_category,
                       caption_scenes=args.caption_scenes, edit_scenes=args.edit_scenes,
                       seed=args.seed)
   times["benchmark"] = time.perf_counter() - t0
   times["whole job (wall)"] = time.perf_counter() - started
-  command = "umm demo " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
   report = write_report(root, paths=out["paths"], captioning=out["captioning"],
                         editing=out["editing"], stage_times=times, probe_tflops=probe,
                         commands=[command], extra_notes=notes)

@@ -3,6 +3,12 @@
 Loads the config, applies the overrides, checks it against this machine's
 devices *before* anything is built or compiled, then trains (resuming if the
 workdir holds a checkpoint).
+
+Exit codes: 0 trained to `train.steps`; 75 (PREEMPTED_EXIT_CODE) stopped by
+SIGTERM or Ctrl-C after saving the current step, re-run the same command to
+resume; 1 diverged or a checkpoint write failed; 2 a config error, a workdir
+held by another run, or checkpoints trained from another upstream checkpoint
+than the one the upstream workdir now holds (train/provenance.py).
 """
 
 from __future__ import annotations
@@ -43,8 +49,13 @@ def run(args) -> int:
   _setup_logging(args.log_level)
 
   from unified_mm.train import CheckpointWriteError, TrainingDiverged
+  from unified_mm.train.preemption import PREEMPTED_EXIT_CODE
+  from unified_mm.train.provenance import UpstreamChanged
   try:
-    train_stage(config, args.workdir)
+    state = train_stage(config, args.workdir)
+  except UpstreamChanged as e:
+    print(f"umm train: upstream changed: {e}", file=sys.stderr)
+    return 2
   except TrainingDiverged as e:
     print(f"umm train: diverged: {e}", file=sys.stderr)
     return 1
@@ -53,12 +64,23 @@ def run(args) -> int:
     print(f"umm train: checkpoint write failed: {e} (rerun to resume from the last good "
           "checkpoint)", file=sys.stderr)
     return 1
+  step, total = int(jax.device_get(state.step)), int(config.train.steps)
+  if step < total:  # the loop stops early only when asked to (it saved `step` first)
+    print(f"umm train: preempted at step {step} of {total}; its checkpoint is saved in "
+          f"{args.workdir}: re-run the same command to resume (exit code {PREEMPTED_EXIT_CODE})",
+          file=sys.stderr)
+    return PREEMPTED_EXIT_CODE
   return 0
 
 
 def train_stage(config, workdir, *, devices=None):
   """The task `config.stage` names, handed its evaluators, trained in `workdir`:
-  the CLI builds the task and gives it to the trainer."""
+  the CLI builds the task and gives it to the trainer. A stage reading another
+  stage's workdir records that upstream checkpoint when it starts and is refused
+  (UpstreamChanged) when it would resume on a different one."""
   from unified_mm.eval.stage_evaluators import make_task  # noqa: PLC0415
   from unified_mm.train import train_and_evaluate  # noqa: PLC0415
+  from unified_mm.train.provenance import check_upstreams  # noqa: PLC0415
+  check_upstreams(config, workdir, hint=f"move {workdir} aside (or delete it) to retrain it "
+                  "from the current upstream")
   return train_and_evaluate(config, workdir, make_task(config), devices=devices)
