@@ -19,7 +19,8 @@ from unified_mm.eval.benchmark import BENCHMARK_SEED, CAPTION_SEED, EDIT_SEED
 
 
 def category_cycle(weights: Mapping[str, float], length: int) -> list[str]:
-  """`length` category names in proportion to `weights` (largest remainder), interleaved."""
+  """`length` category names in proportion to `weights` (largest remainder, each
+  weighted category at least once when `length` allows), interleaved."""
   unknown = set(weights) - set(CATEGORIES)
   if unknown:
     raise ValueError(f"unknown categories {sorted(unknown)}; known: {CATEGORIES}")
@@ -28,8 +29,15 @@ def category_cycle(weights: Mapping[str, float], length: int) -> list[str]:
     raise ValueError("every category weight is 0")
   w = np.asarray([float(weights[c]) for c in names])
   quota = w / w.sum() * length
-  counts = np.floor(quota).astype(int)
-  for i in np.argsort(-(quota - counts), kind="stable")[:length - counts.sum()]:
+  # Every weighted category at least once when the cycle has room (a weight of 0.5
+  # in 8 slots must not round to none); the other slots by largest remainder.
+  counts = np.zeros(len(names), int)
+  if length >= len(names):
+    counts += 1
+    quota = np.maximum(quota - 1, 0)
+    quota = quota / quota.sum() * (length - len(names)) if quota.sum() else quota
+  counts += np.floor(quota).astype(int)
+  for i in np.argsort(-(quota - np.floor(quota)), kind="stable")[:length - counts.sum()]:
     counts[i] += 1
   # Interleave: the k-th copy of a category sits at (k + 0.5) / count of the cycle.
   slots = sorted(((k + 0.5) / n, i) for i, n in enumerate(counts) for k in range(n))
