@@ -10,7 +10,8 @@ upstream is unchanged, refused once it trained further, `--retrain-changed`.
 Slow, in subprocesses: `umm train` SIGTERMed exits 75; a tiny `umm demo`
 SIGTERMed in its tokenizer stage exits 75 with one line and no transformer or
 renderer checkpoint; the same command resumes the tokenizer from its saved step
-and completes; an edited record makes the next run refuse (exit code 2).
+and completes; an edited record makes the next run refuse (exit code 2); a
+SIGTERM while the transformer and the renderer train side by side saves both.
 """
 
 import json
@@ -308,3 +309,23 @@ def test_rerun_refuses_a_stage_whose_upstream_changed(demo, env, repo_root):
 
 def record_hash(root) -> str:
   return checkpoint_hash(checkpoint_dir(root / "tokenizer") / str(TOKENIZER_STEPS))
+
+
+@pytest.mark.slow
+def test_sigterm_side_by_side_saves_both_stages(demo, env, repo_root, tmp_path):
+  """Signalled while the transformer trains beside the renderer: both save."""
+  assert demo["second_code"] == 0, demo["second"][-3000:]
+  root = tmp_path / "root"
+  shutil.copytree(demo["root"] / "tokenizer", root / "tokenizer")  # complete: straight to ar
+  longer = [a.replace("train.steps=4", "train.steps=300") for a in TINY]
+  cmd = [sys.executable, "-m", "unified_mm.cli.main", "demo", "--workdir", str(root), *longer,
+         "--config.ar.train.log_every_steps=1"]
+  proc = _start(cmd, env, repo_root, tmp_path / "log")
+  sent = _sigterm_once(proc, lambda: _last_step(root / "ar") >= 2)
+  code = proc.wait(timeout=300)
+  out = (tmp_path / "log").read_text()
+  assert sent and code == PREEMPTED_EXIT_CODE, out[-3000:]
+  ar, renderer = latest_step(root / "ar"), latest_step(root / "renderer")
+  assert ar is not None and renderer is not None and ar < 300 and renderer < 300, out[-3000:]
+  assert (f"umm demo: preempted: ar stopped at step {ar} of 300 and renderer stopped at step "
+          f"{renderer} of 300 (saved); re-run `") in out
