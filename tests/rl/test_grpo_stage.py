@@ -126,8 +126,12 @@ def test_rollout_rows(pretrained):
           for i in range(16)]
   np.testing.assert_allclose(rows["reward"], want)
   np.testing.assert_allclose(rows["advantage"], group_advantages(np.asarray(want), 4), rtol=1e-6)
-  # The policy is the reference at step 0: the KL term starts at 0.
-  np.testing.assert_allclose(rows["old_logp"], rows["ref_logp"], rtol=1e-6, atol=1e-6)
+  # The reference's log-probs of the sampled tokens: at step 0 the policy is the
+  # reference, and its log-probs of the answer are those the loss computes.
+  logp = np.asarray(task._logprobs(model_def.module(params), rows["tokens"], rows["positions"],
+                                   rows["segment_ids"], rows["targets"]))
+  np.testing.assert_allclose(rows["ref_logp"], logp, rtol=1e-6, atol=1e-6)
+  assert np.all(rows["ref_logp"][rows["loss_mask"] > 0] < 0)
 
 
 def _umm(workdir, init_from):

@@ -21,7 +21,7 @@ from unified_mm.generate.stages import ArStage
 from unified_mm.rl.grpo_loss import group_advantages
 from unified_mm.rl.rewards import Sample, plan_verdict, verdict
 
-ANSWER_KEYS = ("old_logp", "ref_logp")          # [B, L] f32
+ANSWER_KEYS = ("ref_logp",)                     # [B, L] f32
 ROW_KEYS = ("advantage", "reward", "plan_correct", "image_correct", "flat", "category")  # [B]
 
 

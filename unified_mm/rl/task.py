@@ -189,9 +189,8 @@ class GRPOTask(TransformerTask):
     with clock("score"):
       out = ro.answer_rows(ar, texts, plans, self.group, self.settings.seq_len)
       out |= ro.score_answers(ar, prompts, plans, objects, images, self.reward_fn, self.group)
-    with clock("logp"):
+    with clock("logp"):  # the policy's own log-probs come with the update's forward pass
       args = (out["tokens"], out["positions"], out["segment_ids"], out["targets"])
-      out["old_logp"] = np.asarray(self._logprobs(policy, *args))
       out["ref_logp"] = np.asarray(self._logprobs(self.reference(model_def, params), *args))
     mine = slice(self.process_index * per_host, (self.process_index + 1) * per_host)
     return {k: v[mine] for k, v in out.items()}
@@ -215,7 +214,11 @@ class GRPOTask(TransformerTask):
     logits = model(batch["tokens"], batch["positions"], batch["segment_ids"])
     logp = token_logprobs(logits, batch["targets"])
     mask = batch["loss_mask"].astype(jnp.float32)
-    loss, metrics = grpo_loss(logp, batch["old_logp"], batch["ref_logp"], batch["advantage"],
+    # One update per rollout: the policy that sampled is the one being updated, so
+    # old = logp held constant (ratio 1, gradient A * grad logp), without a second
+    # forward pass in the rollout. Reusing rollouts would pass old log-probs here.
+    old = jax.lax.stop_gradient(logp)
+    loss, metrics = grpo_loss(logp, old, batch["ref_logp"], batch["advantage"],
                               mask, clip_eps=self.clip_eps, kl_coef=self.kl_coef)
     tokens = jnp.maximum(mask.sum(), 1.0)
     metrics["entropy"] = (token_entropy(logits) * mask).sum() / tokens
