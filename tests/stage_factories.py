@@ -39,9 +39,8 @@ def tiny_renderer(tokenizer_dir, variant="renderer"):
   return c
 
 
-def train_tiny_root(root, devices, *, text_only: bool = False):
-  """A run root of tiny, briefly trained stages: tokenizer/, ar/, renderer/ (and
-  renderer_text_only/, the baseline, with `text_only`)."""
+def train_tiny_ar_root(root, devices):
+  """tokenizer/ and ar/ of tiny, briefly trained stages (no renderer/)."""
   from unified_mm.cli.commands.train import train_stage
   train_stage(tiny_tokenizer(), root / "tokenizer", devices=devices)
   ar = quick(load_config(SHAPES + ":ar"))
@@ -49,6 +48,14 @@ def train_tiny_root(root, devices, *, text_only: bool = False):
   ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
   ar.train.eval_batches = 0
   train_stage(ar, root / "ar", devices=devices)
+  return root
+
+
+def train_tiny_root(root, devices, *, text_only: bool = False):
+  """A run root of tiny, briefly trained stages: tokenizer/, ar/, renderer/ (and
+  renderer_text_only/, the baseline, with `text_only`)."""
+  from unified_mm.cli.commands.train import train_stage
+  train_tiny_ar_root(root, devices)
   train_stage(tiny_renderer(root / "tokenizer"), root / "renderer", devices=devices)
   if text_only:
     baseline = tiny_renderer(root / "tokenizer")

@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stage_factories import SHAPES, quick, tiny_tokenizer
+from stage_factories import train_tiny_ar_root
 from unified_mm.cli import commands
-from unified_mm.config.loading import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 UMM = [sys.executable, "-m", "unified_mm.cli.main"]
@@ -207,16 +206,7 @@ def test_zero_batch_is_an_argument_error(partial_root, tmp_path, env):
 def trained_root(tmp_path_factory):
   """tokenizer/ and ar/, briefly trained (no renderer/: every run here is --preview)."""
   import jax
-  from unified_mm.cli.commands.train import train_stage
-  root = tmp_path_factory.mktemp("root")
-  devices = jax.devices()[:1]
-  train_stage(tiny_tokenizer(), root / "tokenizer", devices=devices)
-  ar = quick(load_config(SHAPES + ":ar"))
-  ar.data.image_tokenizer_dir = str(root / "tokenizer")
-  ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
-  ar.train.eval_batches = 0
-  train_stage(ar, root / "ar", devices=devices)
-  return root
+  return train_tiny_ar_root(tmp_path_factory.mktemp("root"), jax.devices()[:1])
 
 
 def _notes(r) -> list[str]:
