@@ -162,3 +162,18 @@ def test_edit_cases_are_balanced_and_checked():
   # The unchanged source carries out no edit: add, remove, recolour and move all fail.
   undone = benchmark.edit_accuracy(cases, np.stack([render(c["source"]) for c in cases]))
   assert undone["accuracy"] == 0.0 and undone["n"] == 24
+
+
+def test_a_sweep_setting_overrides_the_preset_sampling_and_keeps_the_rest():
+  import types
+
+  import ml_collections
+
+  from unified_mm.eval.shapes_benchmark import benchmark_sampling
+  preset = dict(cfg_scale=3.0, temperature=1.0, plan_cfg=2.0, plan_temperature=0.5)
+  stages = types.SimpleNamespace(ar=types.SimpleNamespace(
+      config=ml_collections.ConfigDict(dict(sample=preset))))
+  assert benchmark_sampling(stages, {}) == preset
+  assert benchmark_sampling(stages, None) == preset
+  assert benchmark_sampling(stages, dict(plan_temperature=1.0, steps=4)) == dict(
+      preset, plan_temperature=1.0, steps=4)

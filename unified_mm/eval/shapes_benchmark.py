@@ -157,6 +157,12 @@ def default_sampling(stages: Stages) -> dict[str, Any]:
   return dict(stages.ar.config.get("sample", {}))
 
 
+def benchmark_sampling(stages: Stages, setting: dict[str, Any] | None = None) -> dict[str, Any]:
+  """The preset with a sweep setting's keys over it: a setting names only what it
+  varies (`{}` is the preset, as `umm demo` samples), never generate()'s defaults."""
+  return default_sampling(stages) | dict(setting or {})
+
+
 def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
                   binding_counts=benchmark.BINDING_COUNTS, seed: int = benchmark.BENCHMARK_SEED,
                   batch: int = 50, sampling: dict[str, Any] | None = None,
@@ -164,10 +170,10 @@ def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
                   stages: Stages | None = None) -> dict[str, Any]:
   """{"paths": {name: path}, "captioning", "editing", "timings"} for `report.write_report`.
 
-  `sampling` (see AR_KEYS, RENDER_KEYS) defaults to the transformer's preset."""
+  `sampling` (see AR_KEYS, RENDER_KEYS) overrides the transformer's preset."""
   root = pathlib.Path(root)
   stages = stages or load_stages(root)
-  sampling = default_sampling(stages) if sampling is None else dict(sampling)
+  sampling = benchmark_sampling(stages, sampling)
   rows = benchmark.benchmark_prompts(seed, per_category, binding_counts)
   prompts = [row["prompt"] for row in rows]
   paths, timings = {}, {}
