@@ -210,8 +210,12 @@ def test_drawn_plans_are_scored(tmp_path_factory, pretrained):
   train_stage(tiny_renderer(root / "tokenizer", "renderer_layout"), root / "renderer",
               devices=devices)
   config = grpo_config(root / "ar", "--config.rl.render=True", "--config.train.steps=1",
-                       f"--config.data.image_tokenizer_dir={root / 'tokenizer'}")
+                       f"--config.data.image_tokenizer_dir={root / 'tokenizer'}",
+                       "--config.rl.eval_prompts=1", "--config.train.eval_every_steps=1")
   train_stage(config, root / "grpo", devices=devices)
-  row = next(r for r in read_metrics_rows(root / "grpo") if "train/image_correct" in r)
+  rows = read_metrics_rows(root / "grpo")
+  row = next(r for r in rows if "train/image_correct" in r)
   assert 0.0 <= row["train/image_correct"] <= 1.0
   assert row["rollout/render_s"] > 0
+  evals = next(r for r in rows if "eval/plans/image_correct" in r)  # the periodic benchmark
+  assert {f"eval/plans/image_correct/{c}" for c in ("single", "counting")} <= set(evals)

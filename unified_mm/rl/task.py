@@ -246,7 +246,8 @@ class GRPOTask(TransformerTask):
                           seed=int(self.config.rl.eval_seed),
                           max_objects=int(self.config.rl.max_objects),
                           plan_cfg=float(sample.get("plan_cfg", 1.0)),
-                          temperature=float(sample.get("plan_temperature", 1.0)))]
+                          temperature=float(sample.get("plan_temperature", 1.0)),
+                          drawer=self.drawer)]
 
 
 class _Clock:
