@@ -25,7 +25,8 @@ import jax
 import numpy as np
 
 from unified_mm.data.layout import MAX_LABEL_TOKENS, MAX_OBJECTS
-from unified_mm.generate.stages import ArStage, Stages
+from unified_mm.generate.stages import Stages
+from unified_mm.models.transformer.loader import ArStage
 
 
 # Prompt lengths are rounded up to a multiple of this, so a benchmark of varied

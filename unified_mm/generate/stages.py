@@ -27,14 +27,6 @@ if TYPE_CHECKING:
   from unified_mm.models.transformer.loader import ArStage
 
 
-def __getattr__(name: str):
-  """`from unified_mm.generate.stages import ArStage` (pipeline, rl) loads it on first use."""
-  if name == "ArStage":
-    from unified_mm.models.transformer.loader import ArStage  # noqa: PLC0415
-    return ArStage
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # The experiments/shapes.py variant that trains each stage directory (as `umm demo` does).
 STAGE_VARIANTS = {"tokenizer": "tokenizer", "ar": "ar", "renderer": "renderer_layout",
                   "renderer_text_only": "renderer_text_only"}

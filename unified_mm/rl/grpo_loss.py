@@ -28,10 +28,10 @@ def group_advantages(rewards: np.ndarray, group_size: int, eps: float = 1e-6) ->
   return adv.reshape(-1).astype(np.float32)
 
 
-def flat_groups(rewards: np.ndarray, group_size: int) -> float:
-  """Share of groups whose rewards are all equal (no learning signal)."""
+def flat_groups(rewards: np.ndarray, group_size: int) -> np.ndarray:
+  """Per group: are its rewards all equal (no learning signal)? bool [B / G]."""
   r = np.asarray(rewards).reshape(-1, group_size)
-  return float(np.mean(np.all(r == r[:, :1], axis=1)))
+  return np.all(r == r[:, :1], axis=1)
 
 
 def token_logprobs(logits: jax.Array, targets: jax.Array) -> jax.Array:

@@ -19,9 +19,9 @@ import numpy as np
 
 from unified_mm.data.shapes.spec import CATEGORIES
 from unified_mm.generate.pipeline import plan_layouts
-from unified_mm.generate.stages import ArStage
+from unified_mm.models.transformer.loader import ArStage
 from unified_mm.rl.prompts import PromptStream
-from unified_mm.rl.rewards import Sample, plan_verdict, verdict
+from unified_mm.rl.rewards import Sample, verdict
 from unified_mm.rl.rollout import parse_plans, render_plans
 
 
@@ -40,7 +40,7 @@ class PlanEvaluator:
     texts = [p[0] for p in self.prompts]
     plans = parse_plans(ar, plan_layouts(ar, texts, jax.random.key(0), **self.sampling))
     bins = self.vocab.layout_bins
-    flags = {"plan_correct": [plan_verdict(Sample(t, spec, None, objects, bins=bins))[1]
+    flags = {"plan_correct": [Sample(t, spec, None, objects, bins=bins).plan_verdict[1]
                               for (t, spec, _), objects in zip(self.prompts, plans)]}
     if self.drawer is not None:
       images = render_plans(self.drawer, texts, plans, 1, jax.random.key(1))

@@ -14,6 +14,7 @@ image's score plus half the plan's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable, Sequence
 
@@ -35,6 +36,20 @@ class Sample:
   bins: int = 64
   resolution: int = 64
 
+  # The scorer's verdicts, computed once: the reward and the logged flags share them
+  # (reading an image back is the analyzer's whole pass).
+  @functools.cached_property
+  def plan_verdict(self) -> tuple[float, bool]:
+    if self.plan is None or self.spec is None:
+      return 0.0, False
+    return verdict(self.spec, plan_scene(self.plan, self.bins, self.resolution))
+
+  @functools.cached_property
+  def image_verdict(self) -> tuple[float, bool] | None:
+    if self.image is None or self.spec is None:
+      return None
+    return verdict(self.spec, self.image)
+
 
 RewardFn = Callable[[Sample], float]
 
@@ -45,21 +60,15 @@ def verdict(spec: PromptSpec, scene_or_image) -> tuple[float, bool]:
   return float(v["binding_accuracy"]), bool(v["correct"])
 
 
-def plan_verdict(sample: Sample) -> tuple[float, bool]:
-  if sample.plan is None or sample.spec is None:
-    return 0.0, False
-  return verdict(sample.spec, plan_scene(sample.plan, sample.bins, sample.resolution))
-
-
 def shapes_reward(sample: Sample, bonus: float = 1.0, plan_weight: float = 0.5) -> float:
   """share + bonus * all-correct, of the image when the stage renders (plus
   `plan_weight` times the plan's: a right plan drawn wrong still beats a wrong
   one), else of the plan alone."""
-  share, ok = plan_verdict(sample)
+  share, ok = sample.plan_verdict
   plan = share + bonus * ok
-  if sample.image is None or sample.spec is None:
+  if sample.image_verdict is None:
     return plan
-  share, ok = verdict(sample.spec, sample.image)
+  share, ok = sample.image_verdict
   return share + bonus * ok + plan_weight * plan
 
 

@@ -17,9 +17,9 @@ import numpy as np
 from unified_mm.data.layout import parse_layout
 from unified_mm.data.shapes.spec import CATEGORIES
 from unified_mm.generate.pipeline import plan_layouts
-from unified_mm.generate.stages import ArStage
-from unified_mm.rl.grpo_loss import group_advantages
-from unified_mm.rl.rewards import Sample, plan_verdict, verdict
+from unified_mm.models.transformer.loader import ArStage
+from unified_mm.rl.grpo_loss import flat_groups, group_advantages
+from unified_mm.rl.rewards import Sample
 
 ANSWER_KEYS = ("ref_logp",)                     # [B, L] f32
 ROW_KEYS = ("advantage", "reward", "plan_correct", "image_correct", "flat", "category")  # [B]
@@ -73,12 +73,11 @@ def score_answers(ar: ArStage, prompts: list, plans: list[np.ndarray], objects: 
     sample = Sample(text, spec, ids, objs, None if images is None else images[i],
                     bins=ar.vocab.layout_bins)
     rewards.append(float(reward_fn(sample)))
-    plan_ok.append(spec is not None and plan_verdict(sample)[1])
-    image_ok.append(spec is not None and images is not None and verdict(spec, images[i])[1])
+    plan_ok.append(sample.plan_verdict[1])
+    image_ok.append(bool(sample.image_verdict and sample.image_verdict[1]))
     category.append(CATEGORIES.index(cat))
   rewards = np.asarray(rewards, np.float32)
-  grouped = rewards.reshape(-1, group_size)
-  flat = np.repeat(np.all(grouped == grouped[:, :1], axis=1), group_size)
+  flat = np.repeat(flat_groups(rewards, group_size), group_size)
   return {"reward": rewards, "advantage": group_advantages(rewards, group_size),
           "plan_correct": np.asarray(plan_ok, np.float32),
           "image_correct": np.asarray(image_ok, np.float32),

@@ -31,7 +31,7 @@ from unified_mm.data.pipeline import load_or_train_tokenizer
 from unified_mm.data.shapes.spec import CATEGORIES
 from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.data.vocab import Vocab
-from unified_mm.generate.stages import ArStage
+from unified_mm.models.transformer.loader import ArStage
 from unified_mm.rl import rollout as ro
 from unified_mm.rl.grpo_loss import grpo_loss, token_entropy, token_logprobs
 from unified_mm.rl.plan_evaluator import PlanEvaluator
@@ -150,7 +150,6 @@ class GRPOTask(TransformerTask):
     self._logprobs = ro.logprob_fn()
     self.drawer = load_drawer(config) if bool(rl.render) else None
     self._reference = None
-    self._batch_rows = int(config.train.batch_size)
 
   # ---- data: sample rows, turned into answers by `rollout` ---------------
   def make_data(self, process_index: int, process_count: int, local_batch_size: int):

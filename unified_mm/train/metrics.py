@@ -26,7 +26,7 @@ class MetricWriter:
       workdir.mkdir(parents=True, exist_ok=True)
       from tensorboardX import SummaryWriter
       path = workdir / "metrics.jsonl"
-      cut = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+      cut = _ends_mid_line(path)
       self._jsonl = open(path, "a", encoding="utf-8")
       if cut:  # a kill mid-write left a fragment: end it rather than glue the next row on
         self._jsonl.write("\n")
@@ -52,6 +52,19 @@ class MetricWriter:
       self._jsonl.close()
       self._tb.close()
       self.enabled = False
+
+
+def _ends_mid_line(path: pathlib.Path) -> bool:
+  """Does the file end in a fragment? Only its last byte is read (a long run's file is large)."""
+  try:
+    with open(path, "rb") as f:
+      f.seek(0, 2)
+      if not f.tell():
+        return False
+      f.seek(-1, 2)
+      return f.read(1) != b"\n"
+  except FileNotFoundError:
+    return False
 
 
 def read_metrics_rows(path: str | pathlib.Path) -> list[dict]:
