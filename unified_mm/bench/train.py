@@ -6,7 +6,9 @@ figure is what `umm train` runs. Batches are made before timing (data
 generation is not part of the step). The matmul reference is sampled right
 after every timed step (best of 3 samples per step, median over steps), so
 on a shared machine step and reference see the same load; the best sample
-of all is reported too. Model FLOPs come from the task
+of all is reported too. It runs on every device of the step's mesh (one
+matmul chain per device, summed), so MFU on N devices is against N devices'
+peak and cannot exceed 1 by counting. Model FLOPs come from the task
 (`task.flops_per_step`: exact matmul + attention count, fwd + bwd).
 """
 
@@ -29,8 +31,12 @@ def _put(batch, shardings):
   return {k: jax.device_put(v, shardings[k]) for k, v in batch.items()}
 
 
-def bench_train(config, *, steps: int = 4, warmup: int = 1, log=print) -> dict:
-  """Compiles and runs `warmup + steps` train steps; returns the figures."""
+def bench_train(config, *, steps: int = 4, warmup: int = 1, probe_size: int = 2048,
+                log=print) -> dict:
+  """Compiles and runs `warmup + steps` train steps; returns the figures.
+
+  `probe_size`: n of the reference's n x n matmuls (smaller only in tests).
+  """
   task = make_task(config)
   mesh, rules = make_mesh(config.mesh), rules_from_config(config.rules)
   batch_size = int(config.train.batch_size)
@@ -48,7 +54,7 @@ def bench_train(config, *, steps: int = 4, warmup: int = 1, log=print) -> dict:
     t = time.perf_counter()
     compiled = step_fn.lower(state, batches[0]).compile()
     log(f"compiled the train step in {time.perf_counter() - t:.1f}s on mesh {mesh_shape(mesh)}")
-    probe = MatmulProbe()
+    probe = MatmulProbe(probe_size, devices=list(mesh.devices.flat))
     times, peaks = [], []
     for i, batch in enumerate(batches):
       t = time.perf_counter()
@@ -73,6 +79,7 @@ def bench_train(config, *, steps: int = 4, warmup: int = 1, log=print) -> dict:
       "step_ms": round(step_s * 1e3, 1),
       "tokens_per_s": round(tokens / step_s, 1),
       "model_tflops_per_s": None,
+      "matmul_devices": probe.num_devices,
       "matmul_peak_tflops_per_s": round(peak, 4),
       "matmul_best_tflops_per_s": round(max(peaks), 4),
       "mfu": None,
