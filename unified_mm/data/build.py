@@ -3,7 +3,10 @@
 Images are stored PNG-encoded by default (lossless and ~5x smaller than raw
 pixels for flat shapes scenes). With `codes_fn`, every image also gets its
 pre-tokenised codes, computed in batches of `codes_batch` images: a run that
-reads the file then never calls the image tokenizer (see documents.py).
+reads the file then never calls the image tokenizer (see documents.py). With
+`encode_fn` (images -> {"codes": [N, h, w], "latent": [N, Hh, Ww, Cz]}, the frozen
+tokenizer's frontend) every image also gets its normalised latent, which the
+renderer stage reads instead of encoding (tasks/image_data.py).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ def _parts(record: dict[str, Any]) -> list[dict[str, Any]]:
   return [record, *record["edits"]]
 
 
-def _add_codes(parts: list[dict[str, Any]], codes_fn, image_size: int, resize: bool) -> None:
-  """One codes_fn call for all decodable images; bad images are left for the reader to count."""
+def _add_codes(parts: list[dict[str, Any]], encode_fn, image_size: int, resize: bool) -> None:
+  """One encode_fn call for all decodable images; bad images are left for the reader to count."""
   todo, images = [], []
   for p in parts:
     if p.get("image") is None or p.get("codes") is not None:
@@ -39,8 +42,11 @@ def _add_codes(parts: list[dict[str, Any]], codes_fn, image_size: int, resize: b
     except BadRecord:
       pass
   if images:
-    for p, codes in zip(todo, codes_fn(np.stack(images))):
-      p["codes"] = np.asarray(codes, np.int32)
+    encoded = encode_fn(np.stack(images))
+    for i, p in enumerate(todo):
+      p["codes"] = np.asarray(encoded["codes"][i], np.int32)
+      if "latent" in encoded:
+        p["latent"] = np.asarray(encoded["latent"][i], np.float32)
 
 
 def _encode_images(part: dict[str, Any], image_format: str) -> None:
@@ -50,7 +56,7 @@ def _encode_images(part: dict[str, Any], image_format: str) -> None:
 
 def build_array_record(source, out: str | pathlib.Path, *, limit: int | None = None,
                        image_format: str = "png", codes_fn=None, image_size: int = 64,
-                       resize: bool = True, codes_batch: int = 64) -> int:
+                       resize: bool = True, codes_batch: int = 64, encode_fn=None) -> int:
   """Writes records 0..min(len(source), limit)-1 of `source` to `out`; returns the count.
 
   Records the source reports as broken are written as they are: the reader
@@ -58,6 +64,8 @@ def build_array_record(source, out: str | pathlib.Path, *, limit: int | None = N
   """
   if image_format not in ("png", "raw"):
     raise ValueError(f"image_format {image_format!r} is not png or raw")
+  if encode_fn is None and codes_fn is not None:
+    encode_fn = lambda images: {"codes": codes_fn(images)}  # noqa: E731
   n = len(source) if limit is None else min(len(source), limit)
   out = pathlib.Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,8 +73,8 @@ def build_array_record(source, out: str | pathlib.Path, *, limit: int | None = N
   try:
     for start in range(0, n, codes_batch):
       chunk = [_parts(source[i]) for i in range(start, min(n, start + codes_batch))]
-      if codes_fn is not None:
-        _add_codes([p for parts in chunk for p in parts], codes_fn, image_size, resize)
+      if encode_fn is not None:
+        _add_codes([p for parts in chunk for p in parts], encode_fn, image_size, resize)
       for record, *edits in chunk:
         for part in (record, *edits):
           _encode_images(part, image_format)

@@ -27,6 +27,29 @@ from unified_mm.data.vocab import Vocab
 CodesFn = Callable[[np.ndarray], np.ndarray]  # uint8 [B, H, W, 3] -> int [B, h, w]
 
 
+def checked_text(text: Any, what: str, max_chars: int) -> str:
+  """A caption or instruction as str, or BadRecord naming why it cannot be one
+  (shared by the transformer's documents and the image stages' records)."""
+  if text is None:  # the key is missing: a part of the record is, not just its words
+    raise BadRecord("unreadable", f"no {what}")
+  if isinstance(text, bytes):
+    try:
+      text = text.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise BadRecord("bad_record", f"{what} is not UTF-8") from e
+  if not isinstance(text, str):
+    raise BadRecord("bad_record", f"{what} of type {type(text).__name__}")
+  if not text.strip():
+    raise BadRecord("empty_caption", f"empty {what}")
+  if len(text) > max_chars:
+    raise BadRecord("long_caption", f"{what} of {len(text)} chars")
+  try:
+    text.encode("utf-8")  # lone surrogates (bytes decoded with surrogateescape upstream)
+  except UnicodeEncodeError as e:  # would raise a RuntimeError inside SentencePiece
+    raise BadRecord("bad_record", f"{what} is not UTF-8") from e
+  return text
+
+
 @dataclasses.dataclass
 class RecordToDocument:
   """Picklable (Grain spawns workers and sends them the pipeline)."""
@@ -82,24 +105,7 @@ class RecordToDocument:
     return {"code_image": image, "code_pos": pos}
 
   def _text(self, text: Any, what: str) -> np.ndarray:
-    if text is None:  # the key is missing: a part of the record is, not just its words
-      raise BadRecord("unreadable", f"no {what}")
-    if isinstance(text, bytes):
-      try:
-        text = text.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise BadRecord("bad_record", f"{what} is not UTF-8") from e
-    if not isinstance(text, str):
-      raise BadRecord("bad_record", f"{what} of type {type(text).__name__}")
-    if not text.strip():
-      raise BadRecord("empty_caption", f"empty {what}")
-    if len(text) > self.max_caption_chars:
-      raise BadRecord("long_caption", f"{what} of {len(text)} chars")
-    try:
-      text.encode("utf-8")  # lone surrogates (bytes decoded with surrogateescape upstream)
-    except UnicodeEncodeError as e:  # would raise a RuntimeError inside SentencePiece
-      raise BadRecord("bad_record", f"{what} is not UTF-8") from e
-    return self.tokenizer.encode(text)
+    return self.tokenizer.encode(checked_text(text, what, self.max_caption_chars))
 
   def _codes(self, parts: list[dict[str, Any]]) -> tuple[list[np.ndarray], np.ndarray]:
     """Codes for every part, and the decoded images still to be encoded.

@@ -5,6 +5,7 @@ A record is the dict every source yields:
   caption   str
   image     encoded bytes (PNG/JPEG) or a uint8 pixel array
   codes     optional pre-tokenised image codes (int array [h, w])
+  latent    optional pre-computed normalised tokenizer latent (float32 [Hh, Ww, Cz]; the renderer's)
   edits     optional list of {"instruction": str, "image": ..., "codes": ...},
             or a zero-argument callable returning it, for sources that build
             edits only when a document uses them (read it with `edits_of`)
@@ -29,7 +30,7 @@ import numpy as np
 from unified_mm.data.bad_records import BadRecord
 
 MAGIC = b"UMR1"
-_BLOB_KEYS = ("image", "codes")
+_BLOB_KEYS = ("image", "codes", "latent")  # appended only: old files decode alike
 _TEXT_KEYS = ("caption", "description", "boxes", "meta", "error")  # JSON values
 
 

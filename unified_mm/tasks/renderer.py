@@ -19,7 +19,12 @@ the parameter-free stand-in, for tests) into
                                         (`data.ar_dir`), computed in the data iterator
 
 The iterator's whole state is its step count (row i of step s on process p is
-scene (s * P + p) * b + i). The loss is rectified flow (models/renderer/flow.py)
+scene (s * P + p) * b + i). With `data.source` = tfds | wds | array_record the
+rows are that source's records through the Grain pipeline instead
+(tasks/image_data.py: images cropped to `data.resolution`, the record's caption as
+the text, its boxes as the plan; latent and codes pre-computed by `umm data build
+--codes` when the records hold them), evaluated on its last
+`data.held_out_records` records (held-out flow loss and a sample grid). The loss is rectified flow (models/renderer/flow.py)
 with CFG context dropout and random chunk layouts. The renderer has its own
 mesh and rules (config.mesh / config.rules), independent of the other stages.
 """
@@ -42,6 +47,8 @@ from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.models.renderer import flow
 from unified_mm.models.renderer.latents import load_frontend
 from unified_mm.models.renderer.model import Renderer
+from unified_mm.tasks.image_data import (RendererRows, is_real, real_image_iterator,
+                                         record_to_image, renderer_pretokenised)
 from unified_mm.tasks.tokenizer import render_scenes
 
 
@@ -269,13 +276,39 @@ class RendererTask:
     return axes
 
   def make_data(self, process_index: int, process_count: int, local_batch_size: int):
+    data = self.config.data
+    if is_real(data):
+      to_image = record_to_image(data, need_caption=True,
+                                 pretokenised=renderer_pretokenised(self))
+      return real_image_iterator(data, to_image, RendererRows(self), stage=self.name,
+                                 process_index=process_index, process_count=process_count,
+                                 local_batch_size=local_batch_size)
     return RendererData(self, process_index, process_count, local_batch_size)
 
   def evaluators(self):
-    """Those handed in (`make_evaluators(self)`: held-out rendering), built once."""
+    """Those handed in (`make_evaluators(self)`: held-out rendering), built once.
+    On a real source: held-out flow loss and a sample grid of its held-out records."""
+    if self._evaluators is None and is_real(self.config.data):
+      self._evaluators = self._real_evaluators()
     if self._evaluators is None:
       self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
     return self._evaluators
+
+  def _real_evaluators(self) -> list:
+    from unified_mm.data.image_records import held_out_rows, image_source  # noqa: PLC0415
+    from unified_mm.tasks.held_out import HeldOutLoss  # noqa: PLC0415
+    from unified_mm.tasks.real_evaluators import RendererSamples  # noqa: PLC0415
+    data, e = self.config.data, self.config.get("eval", {})
+    to_image = record_to_image(data, need_caption=True, pretokenised=renderer_pretokenised(self))
+    rows = held_out_rows(data, to_image, image_source(data))
+    if not rows:
+      return []
+    n = int(e.get("batch_size", 16))
+    batches = [RendererRows(self)(rows[i:i + n]) for i in range(0, len(rows), n)]
+    batch = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    return [HeldOutLoss("renderer", self.loss, batches),
+            RendererSamples(self, batch, batch_size=n, grid_images=int(e.get("grid_images", 8)),
+                            out_dir=self.workdir, sample=self.config.sample)]
 
   def tokens_in(self, batch) -> int:
     return int(np.prod(np.shape(batch["latent"])[:3]))  # latent positions

@@ -3,6 +3,10 @@
 Data are rendered on the fly from `scene_for_index(seed, index)`, so the
 iterator's whole state is its step count: row i of step s on process p is
 scene (s * P + p) * b + i. Held-out scenes use `eval.seed`, never seen in training.
+With `data.source` = tfds | wds | array_record the images come from that source
+through the Grain pipeline instead (tasks/image_data.py, decoded and cropped to
+`data.resolution`), evaluated on its last `data.held_out_records` records
+(tasks/real_evaluators.py).
 
 Loss (both paths, pixels in [-1, 1]), with r(x) = l1_weight * |x| + mse_weight * x^2
 and w = 1 + edge_weight at pixels on an edge of the target (+ tip_weight at
@@ -29,11 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from unified_mm.data.image_records import stack_images
 from unified_mm.data.shapes.render import render
 from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.data.shapes.scene import scene_for_index
 from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
 from unified_mm.models.image_tokenizer.layers import as_signed_unit
+from unified_mm.tasks.image_data import is_real, real_image_iterator, record_to_image
 
 IMAGE_AXES = ("batch", "height", "width", "channels")
 
@@ -162,16 +168,33 @@ class TokenizerTask:
   def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
     return {"image": IMAGE_AXES}
 
-  def make_data(self, process_index: int, process_count: int,
-                local_batch_size: int) -> ShapesImageIterator:
-    return ShapesImageIterator(self.config.data, process_index, process_count, local_batch_size)
+  def make_data(self, process_index: int, process_count: int, local_batch_size: int):
+    data = self.config.data
+    if is_real(data):
+      return real_image_iterator(data, record_to_image(data, need_caption=False), stack_images,
+                                 stage=self.name, process_index=process_index,
+                                 process_count=process_count, local_batch_size=local_batch_size)
+    return ShapesImageIterator(data, process_index, process_count, local_batch_size)
 
   def evaluators(self):
     """Those handed in (`make_evaluators(self)`: held-out reconstruction), built
-    once (rendering 500 held-out scenes), then reused at every eval."""
+    once (rendering 500 held-out scenes), then reused at every eval. On a real
+    source: reconstruction and code usage on its held-out records instead."""
+    if self._evaluators is None and is_real(self.config.data):
+      self._evaluators = self._real_evaluators()
     if self._evaluators is None:
       self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
     return self._evaluators
+
+  def _real_evaluators(self) -> list:
+    from unified_mm.data.image_records import held_out_rows, image_source  # noqa: PLC0415
+    from unified_mm.tasks.real_evaluators import TokenizerHeldOut  # noqa: PLC0415
+    data, e = self.config.data, self.config.get("eval", {})
+    rows = held_out_rows(data, record_to_image(data, need_caption=False), image_source(data))
+    if not rows:
+      return []
+    return [TokenizerHeldOut(stack_images(rows)["image"], batch_size=int(e.get("batch_size", 16)),
+                             grid_images=int(e.get("grid_images", 8)), out_dir=self.workdir)]
 
   def tokens_in(self, batch) -> int:
     return int(np.prod(np.shape(batch["image"])[:3]))  # pixels

@@ -4,7 +4,7 @@
     umm data tokenizer --out DIR [--corpus FILE] [--vocab-size 512]
     umm data tfds      --images DIR --out DATA_DIR          (NAME.png + NAME.txt -> TFDS ArrayRecord)
     umm data build     --source {shapes,tfds,wds,array_record} [--path P] --out FILE.array_record
-                       [--limit N] [--codes stand_in]
+                       [--limit N] [--codes stand_in | --codes ROOT/tokenizer]
     umm data bench     [--batches 30 --batch-size 8] [--config.data.num_workers=2 ...]
 """
 
@@ -41,7 +41,8 @@ def add_arguments(parser) -> None:
   p.add_argument("--image-format", choices=("png", "raw"), default="png")
   p.add_argument("--codes", default="none",
                  help="also store pre-tokenised image codes: none, stand_in, or the "
-                      "workdir of a trained image tokenizer")
+                      "workdir of a trained image tokenizer (codes and the renderer's "
+                      "latents, at the tokenizer's image size)")
   _source_args(p)
   p = sub.add_parser("bench", help="examples/s of the training pipeline")
   p.add_argument("--batches", type=int, default=30)
@@ -160,14 +161,23 @@ def _build(args) -> int:
   if args.codes == "stand_in":
     from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
     codes_fn = StandInCodes(data.stand_in_grid, data.stand_in_levels)
-  elif args.codes != "none":
-    from unified_mm.models.image_tokenizer.codes import TokenizerCodes  # noqa: PLC0415
-    codes_fn = TokenizerCodes(args.codes)
+  encode_fn = None
+  if args.codes not in ("none", "stand_in"):
+    # The trained tokenizer's codes (the transformer's and renderer's visual tokens)
+    # and its normalised latents (the renderer's target), at the tokenizer's own size.
+    from unified_mm.models.renderer.latents import TrainedFrontend  # noqa: PLC0415
+    frontend = TrainedFrontend(args.codes)
+    data.image_size = frontend.image_size
+
+    def encode_fn(images):
+      z, ids = frontend.encode(images)
+      return {"codes": ids, "latent": z}
   t = time.perf_counter()
   n = build_array_record(make_source(data), args.out, limit=args.limit,
                          image_format=args.image_format, codes_fn=codes_fn,
-                         image_size=data.image_size, resize=data.resize)
-  print(f"wrote {args.out}: {n} records in {time.perf_counter() - t:.1f}s")
+                         encode_fn=encode_fn, image_size=data.image_size, resize=data.resize)
+  what = " with codes + latents" if encode_fn else " with codes" if codes_fn else ""
+  print(f"wrote {args.out}: {n} records{what} in {time.perf_counter() - t:.1f}s")
   return 0
 
 
