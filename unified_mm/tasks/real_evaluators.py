@@ -80,18 +80,17 @@ class TokenizerHeldOut:
 class RendererSamples:
   name = "renderer_samples"
 
-  def __init__(self, task, batch: dict[str, np.ndarray], *, batch_size: int, grid_images: int,
-               out_dir, sample: dict):
-    self.task, self.batch, self.batch_size = task, batch, batch_size
-    self.grid_images, self.sample = grid_images, dict(sample)
+  def __init__(self, frontend, sample_fn, batch: dict[str, np.ndarray], *, grid_images: int,
+               out_dir):
+    """`sample_fn(model, batch) -> latents` (the renderer's sampler at the preset's settings)."""
+    self.frontend, self.sample_fn, self.batch = frontend, sample_fn, batch
+    self.grid_images = grid_images
     self.out_dir = pathlib.Path(out_dir) if out_dir is not None else None
-    self.reference = task.frontend.decode_latent(batch["latent"])
+    self.reference = frontend.decode_latent(batch["latent"])
 
   def run(self, model) -> Iterator[tuple[str, float]]:
-    from unified_mm.tasks.renderer import sample_latents  # noqa: PLC0415
-    z = sample_latents(self.task, model, self.batch, seed=0, batch_size=self.batch_size,
-                       **self.sample)
-    images = self.task.frontend.decode_latent(z)
+    z = self.sample_fn(model, self.batch)
+    images = self.frontend.decode_latent(z)
     yield "psnr_vs_tokenizer", psnr_uint8(images, self.reference)
     yield "latent_mse", float(np.mean(np.square(z - self.batch["latent"])))
     if self.out_dir is not None and jax.process_index() == 0:

@@ -307,8 +307,9 @@ class RendererTask:
     batches = [RendererRows(self)(rows[i:i + n]) for i in range(0, len(rows), n)]
     batch = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
     return [HeldOutLoss("renderer", self.loss, batches),
-            RendererSamples(self, batch, batch_size=n, grid_images=int(e.get("grid_images", 8)),
-                            out_dir=self.workdir, sample=self.config.sample)]
+            RendererSamples(self.frontend, functools.partial(
+                sample_latents, self, seed=0, batch_size=n, **self.config.sample), batch,
+                grid_images=int(e.get("grid_images", 8)), out_dir=self.workdir)]
 
   def tokens_in(self, batch) -> int:
     return int(np.prod(np.shape(batch["latent"])[:3]))  # latent positions
