@@ -92,3 +92,10 @@ def test_a_wall_total_replaces_the_sum_of_overlapping_stages():
                                       "whole job (wall)": 900.0}, 0.165))
   assert "**total**" not in lines and "| whole job (wall) | 15.0 |" in lines
   assert "0.165 TFLOP/s" in lines
+
+
+def test_the_whole_job_is_normalised_to_the_budget_probe():
+  # 30 wall minutes on a machine half as fast as the reference are 15 reference minutes.
+  lines = report._machine_section({"ar": 1500.0, "whole job (wall)": 1800.0}, 0.1)
+  assert "Whole job normalised to a 0.2 TFLOP/s probe: 15.0 minutes." in lines
+  assert not any("normalised" in line for line in report._machine_section({"ar": 60.0}, 0.1))

@@ -23,9 +23,14 @@ def test_stages_link_to_the_workdirs_before_them_and_scale_their_steps(tmp_path)
   assert configs["ar"].train.batch_size == 4 and configs[renderer].train.batch_size != 4
   full = load_config(SHAPES + ":tokenizer").train.steps
   assert configs["tokenizer"].train.steps == max(10, int(full * 0.1))
-  # Evaluators run once, at each stage's end; checkpoints twice.
-  for c in configs.values():
-    assert c.train.eval_every_steps == c.train.steps
+  # GRPO starts from (and is held near) the transformer, drawing with the renderer
+  # of the same root; it comes after both.
+  assert configs["ar_grpo"].ckpt.init_from == str(root / workdirs["ar"])
+  assert order.index("ar_grpo") > max(order.index("ar"), order.index(renderer))
+  # Evaluators run once, at each stage's end (GRPO's none: the benchmark follows);
+  # checkpoints twice.
+  for stage, c in configs.items():
+    assert c.train.eval_every_steps == (0 if stage == "ar_grpo" else c.train.steps)
     assert c.ckpt.save_every_steps == max(c.train.steps // 2, 1)
 
 

@@ -187,6 +187,8 @@ TINY = [
     "--config.renderer_layout.eval.num_scenes=0", "--config.renderer_layout.sample.steps=2",
     "--config.renderer_layout.train.batch_size=8", "--config.renderer_layout.train.steps=4",
     "--config.renderer_layout.train.progress=false",
+    "--config.ar_grpo.train.steps=2", "--config.ar_grpo.rl.group_size=2",
+    "--config.ar_grpo.train.batch_size=18", "--config.ar_grpo.train.progress=false",
 ]
 
 
@@ -277,10 +279,13 @@ def test_rerun_resumes_the_tokenizer_and_completes(demo):
   assert losses == list(range(1, TOKENIZER_STEPS + 1))  # each step once: resumed, not restarted
   assert (root / "report.md").exists()
   final = checkpoint_hash(checkpoint_dir(root / "tokenizer") / str(TOKENIZER_STEPS))
-  for stage in ("ar", "renderer"):
+  for stage in ("ar", "renderer", "ar_rl"):
     up = json.loads((root / stage / RECORD_FILE).read_text())["upstreams"][KEY]
     assert up == {"workdir": "../tokenizer", "stage": "tokenizer", "step": TOKENIZER_STEPS,
                   "hash": final}
+  # GRPO's start is its KL reference at every resume: recorded too.
+  start = json.loads((root / "ar_rl" / RECORD_FILE).read_text())["upstreams"]["ckpt.init_from"]
+  assert (start["workdir"], start["stage"], start["step"]) == ("../ar", "ar", 4)
 
 
 @pytest.mark.slow

@@ -189,14 +189,23 @@ def _grids_section(out_dir: pathlib.Path, paths: dict[str, dict[str, Any]]) -> l
   return lines
 
 
+REFERENCE_PROBE_TFLOPS = 0.2  # the main job's budget machine (30 minutes at this probe)
+
+
 def _machine_section(stage_times: dict[str, float], probe_tflops: float | None) -> list[str]:
   rows = [[stage, f"{seconds / 60:.1f}"] for stage, seconds in stage_times.items()]
   # Stages that ran side by side overlap: a measured wall total, when given, is the total.
   if not any("(wall)" in stage for stage in stage_times):
     rows.append(["**total**", f"**{sum(stage_times.values()) / 60:.1f}**"])
   probe = "not measured" if probe_tflops is None else f"{probe_tflops:.3f} TFLOP/s"
-  return (["## Wall time and machine", "", f"Matmul probe of this machine: {probe}.", ""]
-          + _table(["stage", "minutes"], rows))
+  lines = ["## Wall time and machine", "", f"Matmul probe of this machine: {probe}."]
+  whole = stage_times.get("whole job (wall)")
+  if whole is not None and probe_tflops:
+    # Machines differ by more than 2x: the budget is held in minutes of a machine
+    # whose probe reads REFERENCE_PROBE_TFLOPS (wall x probe / reference).
+    lines.append(f"Whole job normalised to a {REFERENCE_PROBE_TFLOPS} TFLOP/s probe: "
+                 f"{whole / 60 * probe_tflops / REFERENCE_PROBE_TFLOPS:.1f} minutes.")
+  return lines + [""] + _table(["stage", "minutes"], rows)
 
 
 def _commands_section(commands: Sequence[str], notes: Sequence[str] | None) -> list[str]:

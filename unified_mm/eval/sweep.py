@@ -20,7 +20,7 @@ import time
 from unified_mm.eval.benchmark import flat_metrics
 from unified_mm.eval.report import write_report
 from unified_mm.eval.shapes_benchmark import run_benchmark
-from unified_mm.generate.stages import load_stages
+from unified_mm.generate.stages import load_stages, transformer_dir
 from unified_mm.models.transformer.loader import load_ar
 from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir
 from unified_mm.train.metrics import read_metrics_rows
@@ -51,14 +51,17 @@ def ar_eval_metrics(ar_workdir: pathlib.Path, step: int) -> dict[str, float]:
   return {k: v for k, v in found[-1].items() if k.startswith("eval/")} if found else {}
 
 
-def run_sweep(root, sweep, out_dir, checkpoints: str = "latest"):
+def run_sweep(root, sweep, out_dir, checkpoints: str = "latest", transformer: str = ""):
   """Yields one result row (a flat dict) per (checkpoint, setting); each row's full
-  report (every path, intervals, curve, grids) is written to OUT/<row name>/report.md."""
+  report (every path, intervals, curve, grids) is written to OUT/<row name>/report.md.
+  `transformer`: the stage directory whose checkpoints are swept ("": ar_rl when
+  the root has it, else ar)."""
   root, out_dir = pathlib.Path(root), pathlib.Path(out_dir)
+  ar_dir = root / transformer if transformer else transformer_dir(root)
   base = load_stages(root, need_ar=False)
-  for step in select_steps(root / "ar", checkpoints):
-    stages = dataclasses.replace(base, ar=load_ar(root / "ar", base.frontend.num_codes, step=step))
-    losses = ar_eval_metrics(root / "ar", step)
+  for step in select_steps(ar_dir, checkpoints):
+    stages = dataclasses.replace(base, ar=load_ar(ar_dir, base.frontend.num_codes, step=step))
+    losses = ar_eval_metrics(ar_dir, step)
     for index, setting in enumerate(sweep.settings):
       setting = dict(setting)
       name = f"step{step}_setting{index}"

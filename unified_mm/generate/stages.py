@@ -2,7 +2,12 @@
 
     ROOT/tokenizer   image tokenizer (latent decoder, preview decoder, encoders)
     ROOT/ar          unified transformer (plans visual tokens, writes captions)
+    ROOT/ar_rl       the same transformer post-trained with GRPO (optional)
     ROOT/renderer    latent diffusion renderer (EMA weights)
+
+The transformer that draws is the post-trained one when the root has it
+(`transformer_dir`): post-training only refines the pre-trained stage, and
+`umm demo` runs it last.
 
 Each stage's loader lives beside its model (`models/*/loader.py`); this module
 puts them together. Every model is restored replicated on one local device:
@@ -29,7 +34,8 @@ if TYPE_CHECKING:
 
 # The experiments/shapes.py variant that trains each stage directory (as `umm demo` does).
 STAGE_VARIANTS = {"tokenizer": "tokenizer", "ar": "ar", "renderer": "renderer_layout",
-                  "renderer_text_only": "renderer_text_only"}
+                  "renderer_text_only": "renderer_text_only", "ar_rl": "ar_grpo"}
+POST_TRAINED = "ar_rl"  # the GRPO stage's workdir (experiments/shapes.py:ar_grpo)
 
 
 class MissingStageError(FileNotFoundError):
@@ -71,6 +77,12 @@ def missing_stage(root: str | pathlib.Path, names=("tokenizer", "ar", "renderer"
   return None
 
 
+def transformer_dir(root: str | pathlib.Path) -> pathlib.Path:
+  """ROOT/ar_rl when it holds a checkpoint (the post-trained transformer), else ROOT/ar."""
+  root = pathlib.Path(root)
+  return root / POST_TRAINED if _has_checkpoint(root / POST_TRAINED) else root / "ar"
+
+
 @dataclasses.dataclass
 class Stages:
   frontend: object                # renderer.latents.TrainedFrontend
@@ -96,7 +108,7 @@ def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
     raise MissingStageError(problem)
   root = pathlib.Path(root)
   frontend = TrainedFrontend(root / "tokenizer", devices=jax.local_devices()[:1])
-  ar = load_ar(root / "ar", frontend.num_codes) if need_ar else None
+  ar = load_ar(transformer_dir(root), frontend.num_codes) if need_ar else None
   renderer = task = None
   if need_renderer:
     renderer, task = load_renderer_stage(root, "renderer", frontend, ar)

@@ -19,7 +19,8 @@ upstream's latest checkpoint: a different step or hash raises UpstreamChanged
 root moved or copied as a whole still resumes.
 
 `ckpt.init_from` is not recorded: it is read once, to warm-start, and a resumed
-run never reads it again.
+run never reads it again. GRPO is the exception: its start is also its frozen
+KL reference, restored again at every resume, so it is recorded there.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ log = logging.getLogger("unified_mm.train")
 RECORD_FILE = "upstream.json"
 # Config keys naming another stage's workdir that this stage reads while it trains.
 UPSTREAM_KEYS = ("data.image_tokenizer_dir", "data.ar_dir", "data.renderer_dir")
+STAGE_UPSTREAM_KEYS = {"grpo": ("ckpt.init_from",)}  # read at every resume too (see above)
 
 
 class UpstreamChanged(ConfigError):
@@ -86,7 +88,7 @@ def current_upstreams(config, workdir) -> dict[str, dict]:
   """{config key: record} of the latest checkpoint of every upstream workdir the
   config names. An upstream without a checkpoint is left to the task to refuse."""
   out = {}
-  for key in UPSTREAM_KEYS:
+  for key in UPSTREAM_KEYS + STAGE_UPSTREAM_KEYS.get(str(config.get("stage", "")), ()):
     value = _config_value(config, key)
     if not value or not checkpoint_dir(value).is_dir():
       continue

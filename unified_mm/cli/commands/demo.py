@@ -4,11 +4,13 @@ Trains the three stages into one run root, each resuming if interrupted:
 ROOT/tokenizer (the image tokenizer), then ROOT/ar (the unified transformer,
 on the tokenizer's codes) and ROOT/renderer (the latent diffusion renderer, on
 its latents; the `renderer_layout` variant, which draws from the plan the
-transformer writes). Then it runs the benchmark on every path (planned through
-the renderer, planned and plain through the preview decoder of the codes;
-eval/shapes_benchmark.py) with captioning and editing, and writes
-ROOT/report.md (eval/report.py) with the stage wall times and the machine's
-matmul probe.
+transformer writes) side by side, then ROOT/ar_rl (the transformer's plans
+post-trained with GRPO against the drawn and analyzed image, docs/rl.md).
+Then it runs the benchmark on every path with the post-trained transformer
+(planned through the renderer, planned and plain through the preview decoder
+of the codes; eval/shapes_benchmark.py) with captioning and editing, and
+writes ROOT/report.md (eval/report.py) with the stage wall times and the
+machine's matmul probe.
 
 `--baseline` also trains the text-only renderer (experiments/shapes.py:
 renderer_text_only) into ROOT/renderer_text_only with as many training FLOPs
@@ -45,7 +47,9 @@ HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then ben
 
 # (variant of experiments/shapes.py, workdir under ROOT), in training order. The
 # transformer and the renderer read only the tokenizer: they train side by side.
-STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer_layout", "renderer"))
+# GRPO samples the transformer's plans and draws them with the renderer: it needs both.
+STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer_layout", "renderer"),
+          ("ar_grpo", "ar_rl"))
 SIDE_BY_SIDE = ("ar", "renderer_layout")
 BASELINE = ("renderer_text_only", "renderer_text_only")
 
@@ -71,10 +75,14 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
   config = load_config(f"{experiments}:{stage}")
   steps = steps or max(10, int(config.train.steps * scale))
   linked = [] if stage == "tokenizer" else [f"data.image_tokenizer_dir={root / 'tokenizer'}"]
-  # Checkpoints twice per stage (resume); the stage's evaluators once, at its end.
+  # Checkpoints twice per stage (resume); the stage's evaluators once, at its end,
+  # except GRPO's: its evaluator is the benchmark's planned path, which follows.
+  evals = 0 if stage == "ar_grpo" else steps
+  if stage == "ar_grpo":
+    linked.append(f"ckpt.init_from={root / 'ar'}")  # its start and its KL reference
   return apply_overrides(config, [f"train.steps={steps}",
                                   f"ckpt.save_every_steps={max(steps // 2, 1)}",
-                                  f"train.eval_every_steps={steps}", *linked,
+                                  f"train.eval_every_steps={evals}", *linked,
                                   *_stage_overrides(stage, overrides)])
 
 
@@ -161,7 +169,7 @@ def step_flops(config) -> float:
 def _baseline_steps(root: pathlib.Path, args, log) -> tuple[int, dict[str, float]]:
   """Steps of the text-only renderer that spend the transformer's + renderer's training FLOPs."""
   spent = {}
-  for stage, _ in STAGES[1:]:
+  for stage in SIDE_BY_SIDE:  # pre-training; GRPO's rollouts are inference, not counted
     c = _stage_config(stage, root, args.scale, args.overrides)
     spent[stage] = step_flops(c) * int(c.train.steps)
   per_step = step_flops(_stage_config(BASELINE[0], root, args.scale, args.overrides))
@@ -200,7 +208,12 @@ def _train_stages(root: pathlib.Path, args, stop, log) -> tuple[dict[str, float]
     configs[stage] = _stage_config(stage, root, args.scale, args.overrides)
     configs[stage].lock()
     log.info("stage %s: %d steps -> %s", stage, configs[stage].train.steps, root / workdir)
-  groups = [[s] for s, _ in STAGES if s not in SIDE_BY_SIDE] + [list(SIDE_BY_SIDE)]
+  groups = []
+  for stage, _ in STAGES:
+    if stage not in SIDE_BY_SIDE:
+      groups.append([stage])
+    elif stage == SIDE_BY_SIDE[0]:
+      groups.append(list(SIDE_BY_SIDE))
   for group in groups:
     if stop.requested():  # between stages: nothing in training to save
       raise Preempted({}, completed)

@@ -1,7 +1,9 @@
-"""`umm eval --workdir ROOT --sweep experiments/sweeps/<name>.py[:arg] --out DIR [--checkpoints latest|all|S1,S2]`
+"""`umm eval --workdir ROOT --sweep experiments/sweeps/<name>.py[:arg] --out DIR [--checkpoints latest|all|S1,S2] [--transformer ar|ar_rl]`
 
 Writes DIR/results.{jsonl,csv,md,png}, DIR/grids/*.png and DIR/tb/, one row
-per (AR checkpoint, sampling setting). Prints the Markdown table.
+per (AR checkpoint, sampling setting). Prints the Markdown table. The swept
+transformer is the post-trained one (ROOT/ar_rl) when the root has it;
+`--transformer ar` sweeps the pre-trained stage instead.
 
 A missing sweep file, a run root without a stage, or --checkpoints naming
 steps the root does not hold is one line and exit code 2, before any
@@ -24,6 +26,8 @@ def add_arguments(parser) -> None:
   parser.add_argument("--sweep", required=True, help="experiments/sweeps/<name>.py[:arg]")
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--checkpoints", default="latest", help="latest | all | comma-separated steps")
+  parser.add_argument("--transformer", choices=("ar", "ar_rl"), default="",
+                      help="the transformer stage to sweep (default: ar_rl when the root has it)")
 
 
 def load_sweep(spec: str, overrides: list[str]):
@@ -43,8 +47,8 @@ def _check_inputs(args) -> None:
   which = args.checkpoints
   if which not in ("latest", "all") and not all(s.strip().isdigit() for s in which.split(",")):
     raise UsageError(f"--checkpoints {which}: give latest, all, or steps such as 1000,2000")
-  from unified_mm.generate.stages import missing_stage  # noqa: PLC0415
-  problem = missing_stage(args.workdir, ("tokenizer", "ar", "renderer"))
+  from unified_mm.generate.stages import missing_stage, transformer_dir  # noqa: PLC0415
+  problem = missing_stage(args.workdir, ("tokenizer", args.transformer or "ar", "renderer"))
   if problem:
     raise UsageError(problem)
   import logging  # noqa: PLC0415
@@ -54,7 +58,8 @@ def _check_inputs(args) -> None:
   level = absl.level
   absl.setLevel(logging.ERROR)  # Orbax warns that a read-only manager is read-only
   try:
-    select_steps(pathlib.Path(args.workdir) / "ar", which)
+    root = pathlib.Path(args.workdir)
+    select_steps(root / args.transformer if args.transformer else transformer_dir(root), which)
   except ValueError as e:  # steps the root does not hold
     raise UsageError(str(e)) from None
   finally:
@@ -70,7 +75,7 @@ def run(args) -> int:
 
   report = SweepReport(args.out)
   try:
-    for row in run_sweep(args.workdir, sweep, args.out, args.checkpoints):
+    for row in run_sweep(args.workdir, sweep, args.out, args.checkpoints, args.transformer):
       report.add(row)
       print(f"checkpoint {row['checkpoint']} setting {row['setting']}: "
             f"overall {row.get('overall', 0.0):.3f}", file=sys.stderr)
