@@ -1,7 +1,7 @@
 """`umm data {preview,tokenizer,build,tfds,bench}`: look at, prepare and time the data.
 
     umm data preview   --out grid.png [--n 16 --seed 0 --edits] [--source wds --path 'shards/*.tar']
-    umm data tokenizer --out DIR [--corpus FILE] [--vocab-size 512]
+    umm data tokenizer --out DIR [--corpus FILE | --source wds --path 'shards/*.tar'] [--vocab-size 512]
     umm data tfds      --images DIR --out DATA_DIR          (NAME.png + NAME.txt -> TFDS ArrayRecord)
     umm data build     --source {shapes,tfds,wds,array_record} [--path P] --out FILE.array_record
                        [--limit N] [--codes stand_in | --codes ROOT/tokenizer]
@@ -32,6 +32,7 @@ def add_arguments(parser) -> None:
   p.add_argument("--corpus", default="", help="UTF-8 text, one sentence a line (default: shapes)")
   p.add_argument("--vocab-size", type=int, default=512)
   p.add_argument("--records", type=int, default=1500, help="shapes records in the default corpus")
+  _source_args(p)  # --source wds|tfds|array_record --path P: the captions of those records
   p = sub.add_parser("tfds", help="build a TFDS data set from NAME.png + NAME.txt files")
   p.add_argument("--images", required=True)
   p.add_argument("--out", required=True, help="TFDS data_dir")
@@ -143,11 +144,26 @@ def _preview_documents(args) -> int:
 def _tokenizer(args) -> int:
   from unified_mm.data.sources.shapes_source import shapes_corpus  # noqa: PLC0415
   from unified_mm.data.text_tokenizer import read_corpus, train_tokenizer  # noqa: PLC0415
-  corpus = read_corpus(args.corpus) if args.corpus else shapes_corpus(args.records)
+  if args.corpus:
+    corpus = read_corpus(args.corpus)
+  elif args.source != "shapes":
+    corpus = _source_captions(args)
+  else:
+    corpus = shapes_corpus(args.records)
   tok = train_tokenizer(corpus, args.vocab_size)
   path = tok.save(args.out)
   print(f"wrote {path}: {tok.vocab_size} pieces")
   return 0
+
+
+def _source_captions(args) -> list[str]:
+  """Every readable caption of the source's records (bad ones are the reader's to count)."""
+  from unified_mm.data.sources.registry import make_source  # noqa: PLC0415
+  source = make_source(_data_config(args))
+  captions = [r["caption"] for r in (source[i] for i in range(len(source)))
+              if isinstance(r.get("caption"), str) and r["caption"].strip()]
+  print(f"{len(captions)} captions of {len(source)} records")
+  return captions
 
 
 def _build(args) -> int:

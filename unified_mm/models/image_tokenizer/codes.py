@@ -50,14 +50,20 @@ class TokenizerCodes:
     return int(np.prod(levels))
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
+    from unified_mm.parallel.sharding import on_mesh, params_mesh  # noqa: PLC0415
     model = self._load()
-    return np.asarray(self._encode(model, np.asarray(images)), np.int32)
+    # Its own one-device mesh: called from the training loop (the `ar` stage's
+    # input), the loop's mesh would otherwise be the context (8 devices vs 1).
+    with on_mesh(params_mesh(model)):
+      return np.asarray(self._encode(model, np.asarray(images)), np.int32)
 
   def to_image(self, codes: np.ndarray, size: int | None = None) -> np.ndarray:
     """[B, h, w] ids -> [B, H, W, 3] uint8 through the preview decoder."""
     model = self._load()
     del size  # the preview decoder's output size is fixed by the model
-    return np.asarray(self._decode(model, np.asarray(codes, np.int32)))
+    from unified_mm.parallel.sharding import on_mesh, params_mesh  # noqa: PLC0415
+    with on_mesh(params_mesh(model)):
+      return np.asarray(self._decode(model, np.asarray(codes, np.int32)))
 
   def __getstate__(self):
     return {"workdir": str(self.workdir)}
