@@ -16,12 +16,13 @@ from unified_mm.parallel.sharding import LOGICAL_AXES
 
 # Sizes a model cannot have zero of, by name, across the stages' models
 # (a model key not named here only has to be >= 0: e.g. the renderer's `ar_dim=0` and
-# `visual_codes=0` turn an input off).
+# `visual_codes=0` turn an input off, `context_depth=0` reads the context as embedded,
+# as DiT and PixArt-α do, experiments/images.py).
 POSITIVE_MODEL_KEYS = frozenset({
     "d_model", "head_dim", "mlp_dim", "num_heads", "num_kv_heads", "num_layers", "vocab_size",
     "max_len", "depth", "embed_dim", "latent_channels", "latent_size", "patch_size",
     "image_size", "norm_groups", "text_vocab", "text_len",
-    "stem_patch", "width", "vocab", "num_res_blocks", "context_depth"})
+    "stem_patch", "width", "vocab", "num_res_blocks"})
 POSITIVE_DATA_KEYS = frozenset({"seq_len", "image_size", "resolution", "text_vocab_size"})
 
 # (section, key) -> (lowest allowed, highest allowed or None); types come from base.py.

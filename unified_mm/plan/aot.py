@@ -21,8 +21,8 @@ import re
 import time
 
 import jax
-import numpy as np
 
+from unified_mm.plan.batch_shapes import abstract_batch
 from unified_mm.plan.hardware import Topology
 
 # libtpu looks for a TPU VM's metadata when it loads and prints warnings on a
@@ -93,15 +93,6 @@ class CompiledStep:
     return not self.out_of_memory
 
 
-def abstract_batch(task, batch_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-  """Global batch shapes from one real row of the task's own data."""
-  data = task.make_data(0, 1, 1)
-  row = next(data)
-  if hasattr(data, "close"):
-    data.close()
-  return {k: ((batch_size, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in row.items()}
-
-
 def lower_train_step(config, devices, task=None):
   """The trainer's jitted step, lowered for `devices`; returns (lowered, state bytes/device)."""
   from unified_mm.parallel.mesh import make_mesh
@@ -124,8 +115,9 @@ def lower_train_step(config, devices, task=None):
   shardings = state_sharding(abstract_state, param_shardings, mesh)
   state = with_shardings(abstract_state, shardings)
   batch_shardings = {k: named_sharding(mesh, axes, rules) for k, axes in task.batch_axes().items()}
+  shapes = abstract_batch(task, int(config.train.batch_size))
   batch = {k: jax.ShapeDtypeStruct(shape, dtype, sharding=batch_shardings[k])
-           for k, (shape, dtype) in abstract_batch(task, int(config.train.batch_size)).items()}
+           for k, (shape, dtype) in shapes.items()}
   step = jit_train_step(
       make_train_step(task, model_def, tx, schedule, seed=config.seed,
                       grad_accum_steps=config.train.grad_accum_steps,

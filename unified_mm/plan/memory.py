@@ -49,7 +49,10 @@ def _param_specs(task, seed: int, rules) -> tuple[dict, dict]:
   """Abstract params and their PartitionSpecs, flat by the trainer's names."""
   from unified_mm.train.state import param_name, split_params
 
-  model = nnx.eval_shape(lambda: task.build_model(nnx.Rngs(seed)))
+  # No mesh here: eager sharding off, so modules whose params carry logical
+  # axes (the tokenizer's convs) build abstractly too; the specs are read below.
+  with nnx.use_eager_sharding(False):
+    model = nnx.eval_shape(lambda: task.build_model(nnx.Rngs(seed)))
   with nnx.logical_axis_rules(rules):
     specs = nnx.get_partition_spec(nnx.state(model, nnx.Param))
   flat_specs = {param_name(p): s for p, s in jax.tree_util.tree_flatten_with_path(

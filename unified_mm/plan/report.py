@@ -10,7 +10,11 @@ from unified_mm.plan.memory import MemoryEstimate
 
 
 def train_flops(config) -> int | None:
-  """FLOPs of one optimiser step by the counter `umm bench` uses (transformer stages)."""
+  """FLOPs of one optimiser step: the counter `umm bench` uses (transformer stages),
+  the renderer's (models/renderer/flops.py); None for the tokenizer (no counter)."""
+  if config.stage == "renderer":
+    from unified_mm.models.renderer.flops import train_flops_per_step as renderer_flops
+    return int(renderer_flops(config.model, batch_size=int(config.train.batch_size)))
   if config.stage not in ("lm", "ar") or "seq_len" not in config.data:
     return None
   from unified_mm.models.transformer.flops import train_flops_per_step
@@ -159,6 +163,10 @@ def format_report(r: PlanReport) -> str:
 
 
 def tokens_per_step(config) -> int | None:
+  """Sequence positions per step; for the renderer, latent tokens (patches)."""
+  if config.stage == "renderer":
+    from unified_mm.models.renderer.flops import tokens_per_image
+    return int(config.train.batch_size) * tokens_per_image(config.model)
   if "seq_len" not in config.data:
     return None
   return int(config.train.batch_size) * int(config.data.seq_len)

@@ -26,6 +26,9 @@ With `layout_plan_width` > 0 (a renderer without visual tokens) the plan
 latent is decoded from the written plan instead (layout_plan.py), trained the
 same way.
 
+`cross_attention`, `adaln` (DiT-XL/2- and PixArt-α-shaped blocks, see dit.py),
+`scan_layers` and `remat` are passed to the DiT.
+
 With `plan_refiner_width` > 0 the plan latent is first corrected from the
 tokens (plan_refiner.py, trained by MSE to the true latent, `loss.plan_weight`);
 training and sampling both use the corrected plan, without gradient into the
@@ -56,7 +59,8 @@ class Renderer(nnx.Module):
                visual_levels: tuple[int, ...] = (), plan_channels: int = 0,
                plan_residual: float = 0.0, plan_refiner_width: int = 0,
                plan_refiner_depth: int = 2, layout_len: int = 0, layout_plan_width: int = 0,
-               layout_plan_depth: int = 2, dtype=jnp.float32,
+               layout_plan_depth: int = 2, cross_attention: bool = True, adaln: str = "block",
+               scan_layers: bool = False, remat: str = "none", dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
     if layout_plan_width and (visual_codes or not layout_len):
@@ -90,11 +94,16 @@ class Renderer(nnx.Module):
         param_dtype=param_dtype, rngs=rngs)
     self.dit = DiT(latent_size=latent_size, latent_channels=latent_channels,
                    patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-                   num_heads=num_heads, mlp_ratio=mlp_ratio, dtype=dtype,
+                   num_heads=num_heads, mlp_ratio=mlp_ratio, cross_attention=cross_attention,
+                   adaln=adaln, scan_layers=scan_layers, remat=remat, dtype=dtype,
                    param_dtype=param_dtype, rngs=rngs)
     grid = latent_size // patch_size
     self.visual_add = bool(visual_add and (visual_codes or layout_len)
                            and (grid % visual_grid == 0 or visual_grid % grid == 0))
+    if not cross_attention and not self.visual_add:
+      raise ValueError("cross_attention=False leaves the co-located visual path as the only "
+                       "conditioning: it needs visual_add with visual_codes or layout_len, and a "
+                       "visual grid that divides (or is divided by) the latent token grid")
     if self.visual_add:
       # A visual grid finer than the latent tokens folds its k x k tokens per latent token.
       fold = max(visual_grid // grid, 1) ** 2
