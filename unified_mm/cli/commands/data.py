@@ -49,6 +49,9 @@ def add_arguments(parser) -> None:
   p.add_argument("--batches", type=int, default=30)
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--batch-size", type=int, default=8)
+  p.add_argument("--stage-config", default="",
+                 help="time this stage's own input path instead (e.g. experiments/real.py:renderer; "
+                      "--config.* overrides apply to it)")
 
 
 def _source_args(p) -> None:
@@ -204,7 +207,36 @@ def _tfds(args) -> int:
   return 0
 
 
+def _bench_stage(args) -> int:
+  """Examples/s of a stage's `make_data` iterator: what its trainer would read."""
+  from unified_mm.config.loading import load_config  # noqa: PLC0415
+  from unified_mm.tasks import make_task  # noqa: PLC0415
+  config = load_config(args.stage_config, args.overrides)
+  task = make_task(config)
+  t0 = time.perf_counter()
+  it = task.make_data(0, 1, args.batch_size)
+  try:
+    for _ in range(args.warmup):
+      next(it)
+    stats = getattr(it, "stats", dict)
+    start = stats().get("data/examples", 0)
+    t1, c1 = time.perf_counter(), time.process_time()
+    for _ in range(args.batches):
+      next(it)
+    dt, cpu = time.perf_counter() - t1, time.process_time() - c1
+    examples = (stats().get("data/examples", 0) - start) or args.batches * args.batch_size
+  finally:
+    getattr(it, "close", lambda: None)()
+  print(json.dumps({"stage": config.stage, "source": config.data.get("source", "shapes"),
+                    "batch_size": args.batch_size, "batches": args.batches,
+                    "startup_s": round(t1 - t0, 2), "examples_per_s": round(examples / dt, 2),
+                    "examples_per_cpu_s": round(examples / max(cpu, 1e-9), 2)}))
+  return 0
+
+
 def _bench(args) -> int:
+  if args.stage_config:
+    return _bench_stage(args)
   from unified_mm.data.pipeline import load_or_train_tokenizer, make_train_iterator  # noqa: PLC0415
   from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
   from unified_mm.data.vocab import Vocab  # noqa: PLC0415
