@@ -5,7 +5,8 @@ step was lost.
 The real thing runs on a small tmpfs mounted in a user+mount namespace
 (`unshare -rm`: no privileges needed where user namespaces are enabled; the
 test is skipped elsewhere). A second test, with no mount at all, makes the
-save itself raise ENOSPC in-process.
+save itself raise ENOSPC in-process; a third makes an async save report success
+and write nothing (a background failure Orbax only logs).
 """
 
 import errno
@@ -112,3 +113,33 @@ def test_enospc_from_the_save_stops_the_run_naming_the_lost_step(tmp_path, monke
   caplog.clear()
   train_and_evaluate(config, tmp_path, task=ToyTask(config))
   assert "resumed from checkpoint step 4" in caplog.text
+
+
+def test_an_async_save_that_never_reaches_the_disk_is_reported(tmp_path, monkeypatch):
+  """Orbax may log a failed background write and carry on: a step that is not
+  committed on disk once its save is waited for is reported as lost all the same."""
+  config = toy_config(steps=12)
+  with config.unlocked():
+    config.ckpt.async_save = True
+  real_save = Checkpoints.save
+
+  def save(self, step, *args, **kwargs):
+    if step != 8:
+      return real_save(self, step, *args, **kwargs)
+    real_manager_save = self.manager.save
+    monkeypatch.setattr(self.manager, "save", lambda *a, **k: True)  # "started", never written
+    try:
+      return real_save(self, step, *args, **kwargs)
+    finally:
+      monkeypatch.setattr(self.manager, "save", real_manager_save)
+
+  monkeypatch.setattr(Checkpoints, "save", save)
+  with pytest.raises(CheckpointWriteError,
+                     match=r"checkpoint not committed \(disk full\?\) while writing checkpoint "
+                           r"step 8 .*step 8 was lost, step 4 is the last complete checkpoint"):
+    train_and_evaluate(config, tmp_path, task=ToyTask(config))
+  ckpts = Checkpoints(checkpoint_dir(tmp_path), read_only=True)
+  try:
+    assert ckpts.steps() == [4]  # the run stopped at the next save: nothing after the loss
+  finally:
+    ckpts.close()
