@@ -39,23 +39,25 @@ def tiny_renderer(tokenizer_dir, variant="renderer"):
   return c
 
 
-def train_tiny_ar_root(root, devices):
-  """tokenizer/ and ar/ of tiny, briefly trained stages (no renderer/)."""
+def train_tiny_ar_root(root, devices, ar_model=None):
+  """tokenizer/ and ar/ of tiny, briefly trained stages (no renderer/); `ar_model`
+  overrides the transformer's model keys."""
   from unified_mm.cli.commands.train import train_stage
   train_stage(tiny_tokenizer(), root / "tokenizer", devices=devices)
   ar = quick(load_config(SHAPES + ":ar"))
   ar.data.image_tokenizer_dir = str(root / "tokenizer")
   ar.model.update(d_model=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
+  ar.model.update(ar_model or {})
   ar.train.eval_batches = 0
   train_stage(ar, root / "ar", devices=devices)
   return root
 
 
-def train_tiny_root(root, devices, *, text_only: bool = False):
+def train_tiny_root(root, devices, *, text_only: bool = False, ar_model=None):
   """A run root of tiny, briefly trained stages: tokenizer/, ar/, renderer/ (and
   renderer_text_only/, the baseline, with `text_only`)."""
   from unified_mm.cli.commands.train import train_stage
-  train_tiny_ar_root(root, devices)
+  train_tiny_ar_root(root, devices, ar_model)
   train_stage(tiny_renderer(root / "tokenizer"), root / "renderer", devices=devices)
   if text_only:
     baseline = tiny_renderer(root / "tokenizer")

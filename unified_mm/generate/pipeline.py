@@ -56,9 +56,11 @@ def _sample_image(ar: ArStage, prompts: list[np.ndarray], uncond: list[np.ndarra
   if cfg_scale != 1.0:
     u_tokens, u_mask = _left_padded(uncond, v.pad)
     guided = dict(cfg_scale=cfg_scale, uncond_tokens=u_tokens, uncond_mask=u_mask)
-  out = sample(ar.model, tokens, grid * grid, rng, temperature=temperature, top_k=top_k,
-               constraint=constraint, prompt_mask=mask, pad_id=v.pad, **guided)
-  return v.ids_to_codes(np.asarray(out)).reshape(len(prompts), grid, grid)
+  with ar.placed():
+    out = np.asarray(sample(ar.model, tokens, grid * grid, rng, temperature=temperature,
+                            top_k=top_k, constraint=constraint, prompt_mask=mask, pad_id=v.pad,
+                            **guided))
+  return v.ids_to_codes(out).reshape(len(prompts), grid, grid)
 
 
 def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX_OBJECTS,
@@ -77,9 +79,10 @@ def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX
     u_tokens, u_mask = _left_padded([np.array([v.bos, v.bol], np.int32)] * len(prompts), v.pad)
     guided = dict(cfg_scale=cfg_scale, uncond_tokens=u_tokens, uncond_mask=u_mask)
   steps = max_objects * (MAX_LABEL_TOKENS + 5) + 1
-  out = np.asarray(sample(ar.model, tokens, steps, rng, temperature=temperature, top_k=top_k,
-                          constraint=layout_constraint(v, max_objects=max_objects),
-                          prompt_mask=mask, pad_id=v.pad, stop_id=v.eol, **guided))
+  with ar.placed():
+    out = np.asarray(sample(ar.model, tokens, steps, rng, temperature=temperature, top_k=top_k,
+                            constraint=layout_constraint(v, max_objects=max_objects),
+                            prompt_mask=mask, pad_id=v.pad, stop_id=v.eol, **guided))
   plans = []
   for row in out:
     end = int(np.flatnonzero(row == v.eol)[0]) if (row == v.eol).any() else len(row) - 1
@@ -121,8 +124,9 @@ def caption_codes(ar: ArStage, codes: np.ndarray, rng, *, max_tokens: int = 48) 
   v = ar.vocab
   start, stop = v.image_range
   rows = [np.array([v.bos, v.boi, *v.codes_to_ids(c.reshape(-1)), v.eoi], np.int32) for c in codes]
-  out = np.asarray(sample(ar.model, np.stack(rows), max_tokens, rng, temperature=0.0,
-                          logit_mask_fn=vocab_range_mask(start, stop, allow=False)))
+  with ar.placed():
+    out = np.asarray(sample(ar.model, np.stack(rows), max_tokens, rng, temperature=0.0,
+                            logit_mask_fn=vocab_range_mask(start, stop, allow=False)))
   texts = []
   for row in out:
     end = np.flatnonzero(row >= v.text_size)
@@ -141,10 +145,12 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
   if np.shape(codes)[1:] != (grid, grid):
     raise ValueError(f"codes of shape {np.shape(codes)}: the tokenizer's grid is {grid} x {grid}")
   inputs = task.context_inputs(task.conditioning(np.asarray(codes, np.int32), prompts, layouts))
-  z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks, cfg_scale=float(cfg_scale),
-                     method=method, shift=float(task.config.sample.shift),
-                     start=float(task.config.sample.get("start", 1.0) if start is None else start),
-                     **inputs)
+  with stages.renderer_placed():
+    z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks,
+                       cfg_scale=float(cfg_scale), method=method,
+                       shift=float(task.config.sample.shift),
+                       start=float(task.config.sample.get("start", 1.0) if start is None else start),
+                       **inputs)
   return stages.frontend.decode_latent(jax.device_get(z))
 
 

@@ -10,9 +10,12 @@ The transformer that draws is the post-trained one when the root has it
 `umm demo` runs it last.
 
 Each stage's loader lives beside its model (`models/*/loader.py`); this module
-puts them together. Every model is restored replicated on one local device:
-generation is latency-bound on small batches, and the renderer has its own
-config anyway.
+puts them together. By default every model is restored replicated on one
+local device: generation is latency-bound on small batches, and the renderer
+has its own config anyway. `mesh=` (`--mesh`, parallel/placement.py) restores
+each stage sharded as in training instead (its own saved mesh and rules, or
+the given axis sizes over all devices), for models one chip cannot hold; the
+transformer's KV cache is then sharded by the same logical rules.
 
 A root missing a stage fails before anything loads, with a message naming the
 stage directory and the command that trains it (`missing_stage`).
@@ -89,6 +92,15 @@ class Stages:
   ar: ArStage | None
   renderer: nnx.Module | None
   renderer_task: object | None    # tasks.renderer.RendererTask (text ids, context inputs)
+  renderer_rules: tuple = ()      # a placed renderer's logical rules; () when replicated
+
+  def renderer_placed(self):
+    """The context the renderer's calls run in (its mesh and rules when placed)."""
+    import contextlib  # noqa: PLC0415
+    if not self.renderer_rules:
+      return contextlib.nullcontext()
+    from unified_mm.parallel.sharding import activate, params_mesh  # noqa: PLC0415
+    return activate(params_mesh(self.renderer), self.renderer_rules)
 
   @property
   def renderer_reads_codes(self) -> bool:
@@ -97,7 +109,9 @@ class Stages:
 
 
 def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
-                need_renderer: bool = True) -> Stages:
+                need_renderer: bool = True, mesh=None) -> Stages:
+  """The root's stages; `mesh` None (one device, replicated: the default, bit for
+  bit what it always was), placement.CONFIG or {axis: size} (sharded)."""
   import jax  # noqa: PLC0415
 
   from unified_mm.models.renderer.latents import TrainedFrontend  # noqa: PLC0415
@@ -107,6 +121,8 @@ def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
   if problem:
     raise MissingStageError(problem)
   root = pathlib.Path(root)
+  if mesh is not None:
+    return _load_placed(root, need_ar, need_renderer, mesh)
   frontend = TrainedFrontend(root / "tokenizer", devices=jax.local_devices()[:1])
   ar = load_ar(transformer_dir(root), frontend.num_codes) if need_ar else None
   renderer = task = None
@@ -115,12 +131,27 @@ def load_stages(root: str | pathlib.Path, *, need_ar: bool = True,
   return Stages(frontend, ar, renderer, task)
 
 
-def load_renderer_stage(root: pathlib.Path, name: str, frontend, ar: ArStage | None = None):
+def _load_placed(root: pathlib.Path, need_ar: bool, need_renderer: bool, mesh) -> Stages:
+  from unified_mm.models.renderer.latents import TrainedFrontend  # noqa: PLC0415
+  from unified_mm.models.renderer.loader import load_renderer_placed  # noqa: PLC0415
+  from unified_mm.models.transformer.loader import load_ar  # noqa: PLC0415
+  frontend = TrainedFrontend(root / "tokenizer", mesh=mesh)
+  ar = load_ar(transformer_dir(root), frontend.num_codes, mesh=mesh) if need_ar else None
+  if not need_renderer:
+    return Stages(frontend, ar, None, None)
+  loaded = load_renderer_placed(root / "renderer", mesh)
+  renderer, task = load_renderer_stage(root, "renderer", frontend, ar, loaded=loaded[:2])
+  return Stages(frontend, ar, renderer, task, renderer_rules=loaded[2])
+
+
+def load_renderer_stage(root: pathlib.Path, name: str, frontend, ar: ArStage | None = None,
+                        loaded=None):
   """(renderer, its RendererTask) from ROOT/<name>, sharing the loaded tokenizer
-  (and transformer, for a renderer reading its text states)."""
+  (and transformer, for a renderer reading its text states); `loaded`: a
+  (renderer, config) already restored (placed on a mesh)."""
   from unified_mm.models.renderer.loader import load_renderer  # noqa: PLC0415
   from unified_mm.tasks.renderer import RendererTask  # noqa: PLC0415
-  renderer, config = load_renderer(root / name)
+  renderer, config = loaded if loaded is not None else load_renderer(root / name)
   config.data.image_tokenizer_dir = str(root / "tokenizer")
   if config.model.text_source == "ar":
     config.data.ar_dir = str(root / "ar")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from unified_mm.cli.commands.generate import fit_image, open_image, positive_int
+from unified_mm.cli.commands.generate import (add_mesh_argument, fit_image, mesh_arg,
+                                              open_image, positive_int)
 from unified_mm.cli.main import UsageError
 
 HELP = "Caption images with a trained run root (tokenizer/, ar/)."
@@ -22,10 +23,12 @@ def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True, help="run root holding tokenizer/ and ar/")
   parser.add_argument("images", nargs="+", help="image files (converted to RGB, resized)")
   parser.add_argument("--max-tokens", type=positive_int, default=48)
+  add_mesh_argument(parser)
 
 
 def run(args) -> int:
   images = [open_image(path, "image") for path in args.images]
+  mesh = mesh_arg(args)
   from unified_mm.generate.stages import load_stages, missing_stage  # noqa: PLC0415
   problem = missing_stage(args.workdir, ("tokenizer", "ar"))
   if problem:
@@ -36,7 +39,7 @@ def run(args) -> int:
 
   from unified_mm.generate.pipeline import caption_codes  # noqa: PLC0415
 
-  stages = load_stages(args.workdir, need_renderer=False)
+  stages = load_stages(args.workdir, need_renderer=False, mesh=mesh)
   pixels = []
   for path, image in zip(args.images, images):
     array, changes = fit_image(image, stages.frontend.image_size)

@@ -75,6 +75,25 @@ def add_arguments(parser) -> None:
   parser.add_argument("--batch-size", type=positive_int, default=8)
   parser.add_argument("--show-plan", action="store_true", help="print the written plans")
   parser.add_argument("--no-plan", action="store_true", help="draw without writing a plan")
+  add_mesh_argument(parser)
+
+
+MESH_HELP = ("restore every stage sharded as in training: `config` (each stage's own mesh "
+             "and rules over all devices) or axis sizes, e.g. fsdp=4,tensor=2 "
+             "(default: replicated on one device)")
+
+
+def add_mesh_argument(parser) -> None:
+  parser.add_argument("--mesh", default="", help=MESH_HELP)
+
+
+def mesh_arg(args):
+  """The parsed `--mesh` (None: one device, as always); a malformed one is exit 2."""
+  from unified_mm.parallel.placement import parse_mesh  # noqa: PLC0415
+  try:
+    return parse_mesh(getattr(args, "mesh", ""))
+  except ValueError as e:
+    raise UsageError(str(e)) from None
 
 
 def quoted(prompt: str) -> str:
@@ -188,6 +207,7 @@ def fit_image(image, size: int):
 def run(args) -> int:
   prompts = _prompts(args)
   jobs = _jobs(args, prompts)
+  mesh = mesh_arg(args)
   init_image = open_image(args.init_image, "--init-image") if args.init_image else None
 
   from unified_mm.generate.stages import load_stages, missing_stage  # noqa: PLC0415
@@ -203,7 +223,7 @@ def run(args) -> int:
   from unified_mm.generate.pipeline import generate  # noqa: PLC0415
   from unified_mm.generate.prompt_notes import prompt_notes  # noqa: PLC0415
 
-  stages = load_stages(args.workdir, need_renderer=not args.preview)
+  stages = load_stages(args.workdir, need_renderer=not args.preview, mesh=mesh)
   planned = bool(stages.ar.vocab.layout_bins) and not args.no_plan and not args.init_image
   # The text a caption->image document had room for beside the codes (BOS BOI .. EOI).
   grid = stages.frontend.code_grid

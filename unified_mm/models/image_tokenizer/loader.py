@@ -54,13 +54,16 @@ def _saved_model_config(saved: dict) -> tuple[dict, tuple]:
 
 
 def load_tokenizer(workdir: str | pathlib.Path, step: int | None = None, *,
-                   devices=None) -> tuple[TokenizerAutoencoder, LatentStats]:
+                   devices=None, mesh=None) -> tuple[TokenizerAutoencoder, LatentStats]:
   """(frozen model, latent statistics) from the latest (or given) checkpoint of a workdir.
 
   Params are replicated over `devices` (default: all); the tokenizer is small
-  and every stage that uses it runs it data-parallel.
+  and every stage that uses it runs it data-parallel. `mesh` (placement.CONFIG
+  or axis sizes) shards them by the saved rules instead, as in training.
   """
   workdir = pathlib.Path(workdir)
+  if mesh is not None:
+    return _load_placed(workdir, step, devices, mesh)
   with open_run(workdir, step, "complete tokenizer") as (ckpts, step, saved):
     model_kwargs, rules = _saved_model_config(saved)
     replicated = tuple((name, None) for name, _ in rules)
@@ -72,6 +75,25 @@ def load_tokenizer(workdir: str | pathlib.Path, step: int | None = None, *,
       target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
                 for k, v in abstract_params.items()}
       params = ckpts.restore_params(step, target)
+  model = model_def.module(params)
+  return model, latent_stats(workdir, model)
+
+
+def _load_placed(workdir: pathlib.Path, step, devices, mesh):
+  """Restored straight into the training shardings of the saved rules over `mesh`."""
+  import types  # noqa: PLC0415
+
+  from unified_mm.parallel.placement import stage_mesh  # noqa: PLC0415
+  from unified_mm.train.state import abstract_model  # noqa: PLC0415
+  with open_run(workdir, step, "complete tokenizer") as (ckpts, step, saved):
+    model_kwargs, rules = _saved_model_config(saved)
+    placed = stage_mesh(mesh, saved.get("mesh") or {"data": -1}, devices)
+    saved_model = types.SimpleNamespace(
+        build_model=lambda rngs: TokenizerAutoencoder(**model_kwargs, rngs=rngs))
+    model_def, abstract_params, shardings = abstract_model(saved_model, 0, placed, rules)
+    params = ckpts.restore_params(step, {
+        k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=shardings[k])
+        for k, v in abstract_params.items()})
   model = model_def.module(params)
   return model, latent_stats(workdir, model)
 

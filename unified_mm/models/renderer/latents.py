@@ -28,10 +28,11 @@ from unified_mm.parallel.sharding import on_mesh, params_mesh
 class TrainedFrontend:
   """A trained TokenizerAutoencoder from its workdir (replicated, jitted calls)."""
 
-  def __init__(self, workdir: str | pathlib.Path, devices=None):
+  def __init__(self, workdir: str | pathlib.Path, devices=None, mesh=None):
     from unified_mm.models.image_tokenizer.loader import load_tokenizer  # noqa: PLC0415
     self.workdir = pathlib.Path(workdir)
-    self.model, self.stats = load_tokenizer(self.workdir, devices=devices)
+    # mesh (parallel/placement.py): sharded as in training; calls run on that mesh.
+    self.model, self.stats = load_tokenizer(self.workdir, devices=devices, mesh=mesh)
     self.mean = jnp.asarray(self.stats.mean, jnp.float32)
     self.std = jnp.asarray(self.stats.std, jnp.float32)
     self._mesh = params_mesh(self.model)

@@ -6,6 +6,8 @@
 The model is rebuilt from the config saved in the checkpoint, on the given
 devices with params replicated (inference is data-parallel). The whole train
 state is planned (EMA included) so that the checkpoint restores as saved.
+`mesh=` (parallel/placement.py) restores it sharded by its saved rules instead;
+the rules are returned by `load_renderer_placed`.
 """
 
 from __future__ import annotations
@@ -50,3 +52,19 @@ def load_renderer(workdir: str | pathlib.Path, step: int | None = None, *, use_e
     state, _ = ckpts.restore(step, target)
   params = state.ema if (use_ema and state.ema is not None) else state.params
   return plan.model_def.module(params), config
+
+
+def load_renderer_placed(workdir: str | pathlib.Path, mesh, step: int | None = None, *,
+                         use_ema: bool = True, devices=None):
+  """(Renderer, its run config, its rules), restored sharded as in training onto
+  `mesh` (placement.CONFIG: its saved mesh; or axis sizes) over `devices` (all)."""
+  from unified_mm.parallel.placement import stage_mesh  # noqa: PLC0415
+  from unified_mm.train.trainer import plan_state  # noqa: PLC0415
+  with open_run(workdir, step, "complete renderer") as (ckpts, step, saved):
+    config = ml_collections.ConfigDict(saved)
+    placed = stage_mesh(mesh, config.mesh, devices)
+    rules = rules_from_config(config.rules)
+    plan = plan_state(_SavedModel(config.model), config, placed, rules)
+    state, _ = ckpts.restore(step, plan.target)  # the target carries the training shardings
+  params = state.ema if (use_ema and state.ema is not None) else state.params
+  return plan.model_def.module(params), config, rules
