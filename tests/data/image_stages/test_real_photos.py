@@ -6,7 +6,8 @@ few steps on the 8 fake devices: the loss falls, bad records are counted, a
 tokenizer run resumed from its mid-epoch checkpoint logs bit-identical losses
 to an uninterrupted one, the renderer reads the pre-tokenised ArrayRecord file
 `umm data build --codes` writes, and `umm generate` draws a PNG from the root.
-Slow (minutes on 2 shared cores); the fast checks of the same input path at
+Slow: 29.5 minutes on 2 cores shared with a training job (load 8-15, at nice 19),
+most of it compiling and starving; the fast checks of the same input path at
 64 px are test_image_stage_inputs.py.
 """
 
