@@ -141,3 +141,26 @@ def test_renderer_reads_captions_and_pretokenised_latents(sources, tmp_path, cap
   assert pre_it.stats() == plain_it.stats()
   assert plain_it.stats()["data/skipped_empty_caption"] == 1
   assert plain_it.stats()["data/skipped_bad_image"] >= 1
+
+
+@pytest.mark.parametrize("source", ["wds", "tfds", "array_record"])
+def test_renderer_reads_every_source_and_counts(sources, source):
+  """One pass (num_epochs=1) over 12 photographs: 12 rows, the blank caption and the
+  truncated image skipped under their reasons, and a resumed copy reads on alike."""
+  task = make_task(real(stand_in_renderer(), source, sources[source], num_epochs=1))
+  it = task.make_data(0, 1, 2)
+  first = next(it)
+  state = it.get_state()
+  rest = [next(it) for _ in range(5)]
+  with pytest.raises(StopIteration):
+    next(it)
+  stats = it.stats()
+  assert stats["data/examples"] == 12 and stats["data/skipped"] == 2
+  assert stats["data/skipped_empty_caption"] == stats["data/skipped_bad_image"] == 1
+  assert first["latent"].shape == (2, 16, 16, 3)
+  again = task.make_data(0, 1, 2)
+  again.set_state(state)
+  for a in rest:
+    b = next(again)
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k])
