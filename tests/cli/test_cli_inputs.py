@@ -134,6 +134,13 @@ def test_eval_checkpoints_not_steps(partial_root, tmp_path, env):
                        "--checkpoints", "last", env=env), "--checkpoints last", "latest, all")
 
 
+@pytest.mark.parametrize("counts", ["1,2", "2,30", "two"])
+def test_demo_binding_counts_fail_before_training(counts, tmp_path, env):
+  _one_line_error(_umm("demo", "--workdir", tmp_path / "root", "--binding-counts", counts, env=env),
+                  f"--binding-counts {counts}", "2 to 25")
+  assert not (tmp_path / "root").exists()  # refused before the first stage
+
+
 # -- prompts ------------------------------------------------------------------
 
 def test_no_prompt(partial_root, tmp_path, env):

@@ -63,6 +63,9 @@ def add_arguments(parser) -> None:
   parser.add_argument("--caption-scenes", type=int, default=50)
   parser.add_argument("--edit-scenes", type=int, default=50)
   parser.add_argument("--seed", type=int, default=20_011, help="benchmark prompt seed")
+  parser.add_argument("--binding-counts", default="2,4,6,8",
+                      help="object counts of the binding curve (the transformer's scenes hold "
+                           "at most 6; the world places up to 25)")
   parser.add_argument("--retrain-changed", action="store_true",
                       help="retrain a stage whose upstream (the tokenizer) changed since it "
                            "was trained, moving the old run to ROOT/<stage>.stale")
@@ -266,6 +269,17 @@ def _preempted_line(root: pathlib.Path, e: Preempted, command: str) -> str:
           f"(exit code {PREEMPTED_EXIT_CODE})")
 
 
+def _counts(text: str) -> tuple[int, ...]:
+  from unified_mm.cli.main import UsageError  # noqa: PLC0415
+  try:
+    counts = tuple(int(c) for c in text.split(","))
+  except ValueError:
+    counts = ()
+  if not counts or min(counts) < 2 or max(counts) > 25:
+    raise UsageError(f"--binding-counts {text}: give object counts from 2 to 25, such as 2,4,6,8")
+  return counts
+
+
 def run(args) -> int:
   from unified_mm.cli.commands.train import _setup_logging  # noqa: PLC0415
   _setup_logging("INFO")
@@ -276,6 +290,7 @@ def run(args) -> int:
   from unified_mm.train.provenance import UpstreamChanged  # noqa: PLC0415
 
   started = time.perf_counter()
+  binding_counts = _counts(args.binding_counts)  # a typo fails now, not after training
   root = pathlib.Path(args.workdir)
   log = logging.getLogger("unified_mm.demo")
   command = "umm demo " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
@@ -293,6 +308,7 @@ def run(args) -> int:
       return 2
   t0 = time.perf_counter()
   out = run_benchmark(root, per_category=args.prompts_per_category,
+                      binding_counts=binding_counts,
                       caption_scenes=args.caption_scenes, edit_scenes=args.edit_scenes,
                       seed=args.seed)
   times["benchmark"] = time.perf_counter() - t0
