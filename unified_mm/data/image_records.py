@@ -30,8 +30,8 @@ import grain
 import ml_collections
 import numpy as np
 
-from unified_mm.data import bad_records
 from unified_mm.data.bad_records import BadRecord, counts_vector
+from unified_mm.data.counted_grain import CountedGrainIterator
 from unified_mm.data.decode import decode_image
 from unified_mm.data.documents import checked_text
 from unified_mm.data.pipeline import _ensure_absl_flags_parsed
@@ -129,19 +129,15 @@ def stack_images(rows: Sequence[Row]) -> dict[str, np.ndarray]:
   return {"image": np.stack([r["image"] for r in rows])}
 
 
-class ImageBatchIterator:
+class ImageBatchIterator(CountedGrainIterator):
   """Host-local batches of `local_batch_size` kept rows, made by `to_batch(rows)`;
   satisfies tasks.base.DataIterator, with `stats()` like the transformer's."""
 
   def __init__(self, dataset: grain.IterDataset, local_batch_size: int,
                to_batch: Callable[[list[Row]], dict[str, np.ndarray]] = stack_images):
-    self._it = iter(dataset)
+    super().__init__(dataset)
     self.local_batch_size = local_batch_size
     self.to_batch = to_batch
-    self._counts = np.zeros((bad_records.NUM_COUNTS,), np.int64)
-
-  def __iter__(self) -> ImageBatchIterator:
-    return self
 
   def __next__(self) -> dict[str, np.ndarray]:
     rows, skipped = [], 0
@@ -155,23 +151,6 @@ class ImageBatchIterator:
       elif (skipped := skipped + 1) >= MAX_SKIPS_IN_A_ROW:
         raise RuntimeError(f"{skipped} bad records in a row; so far {self.stats()}")
     return self.to_batch(rows)
-
-  def get_state(self) -> dict[str, Any]:
-    state = {"grain": self._it.get_state(), "counts": [int(c) for c in self._counts]}
-    json.dumps(state)  # fail here, not inside a checkpoint save
-    return state
-
-  def set_state(self, state: dict[str, Any]) -> None:
-    self._it.set_state(state["grain"])
-    self._counts = np.asarray(state["counts"], np.int64)
-
-  def stats(self) -> dict[str, int]:
-    return bad_records.counts_to_stats(self._counts)
-
-  def close(self) -> None:
-    close = getattr(self._it, "close", None)
-    if close is not None:
-      close()
 
 
 def pretokenised_keys(source, keys: Sequence[str]) -> list[str]:

@@ -18,16 +18,14 @@ yields byte-identical batches.
 from __future__ import annotations
 
 import functools
-import json
-from typing import Any
 
 import grain
 import ml_collections
 import numpy as np
 
-from unified_mm.data import bad_records
 from unified_mm.data.batch_codes import FillCodes, stack_rows
 from unified_mm.data.config import validate_data_config
+from unified_mm.data.counted_grain import CountedGrainIterator
 from unified_mm.data.documents import CodesFn, RecordToDocument
 from unified_mm.data.packing import pack_documents
 from unified_mm.data.sources.registry import make_source
@@ -87,38 +85,13 @@ def make_dataset(data: ml_collections.ConfigDict, *, vocab: Vocab, tokenizer: Te
   return it
 
 
-class TrainIterator:
+class TrainIterator(CountedGrainIterator):
   """Host-local batches with a JSON state; satisfies tasks.base.DataIterator."""
-
-  def __init__(self, dataset: grain.IterDataset):
-    self._it = iter(dataset)
-    self._counts = np.zeros((bad_records.NUM_COUNTS,), np.int64)
-
-  def __iter__(self) -> TrainIterator:
-    return self
 
   def __next__(self) -> dict[str, np.ndarray]:
     batch = dict(next(self._it))
     self._counts += batch.pop("counts").sum(axis=0)
     return batch
-
-  def get_state(self) -> dict[str, Any]:
-    state = {"grain": self._it.get_state(), "counts": [int(c) for c in self._counts]}
-    json.dumps(state)  # fail here, not inside a checkpoint save, if Grain's state changes
-    return state
-
-  def set_state(self, state: dict[str, Any]) -> None:
-    self._it.set_state(state["grain"])
-    self._counts = np.asarray(state["counts"], np.int64)
-
-  def stats(self) -> dict[str, int]:
-    """Cumulative `data/examples`, `data/skipped`, `data/skipped_<reason>` (loggable)."""
-    return bad_records.counts_to_stats(self._counts)
-
-  def close(self) -> None:
-    close = getattr(self._it, "close", None)
-    if close is not None:
-      close()
 
   def __enter__(self) -> TrainIterator:
     return self
