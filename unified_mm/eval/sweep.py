@@ -57,7 +57,7 @@ def run_sweep(root, sweep, out_dir, checkpoints: str = "latest", transformer: st
   `transformer`: the stage directory whose checkpoints are swept ("": ar_rl when
   the root has it, else ar)."""
   root, out_dir = pathlib.Path(root), pathlib.Path(out_dir)
-  ar_dir = root / transformer if transformer else transformer_dir(root)
+  ar_dir = transformer_dir(root, transformer)
   base = load_stages(root, need_ar=False)
   for step in select_steps(ar_dir, checkpoints):
     stages = dataclasses.replace(base, ar=load_ar(ar_dir, base.frontend.num_codes, step=step))

@@ -80,9 +80,12 @@ def missing_stage(root: str | pathlib.Path, names=("tokenizer", "ar", "renderer"
   return None
 
 
-def transformer_dir(root: str | pathlib.Path) -> pathlib.Path:
-  """ROOT/ar_rl when it holds a checkpoint (the post-trained transformer), else ROOT/ar."""
+def transformer_dir(root: str | pathlib.Path, name: str = "") -> pathlib.Path:
+  """ROOT/<name> when named; else ROOT/ar_rl when it holds a checkpoint (the
+  post-trained transformer), else ROOT/ar."""
   root = pathlib.Path(root)
+  if name:
+    return root / name
   return root / POST_TRAINED if _has_checkpoint(root / POST_TRAINED) else root / "ar"
 
 

@@ -271,12 +271,14 @@ def _preempted_line(root: pathlib.Path, e: Preempted, command: str) -> str:
 
 def _counts(text: str) -> tuple[int, ...]:
   from unified_mm.cli.main import UsageError  # noqa: PLC0415
+  from unified_mm.eval.benchmark import MAX_OBJECTS_64  # noqa: PLC0415
   try:
     counts = tuple(int(c) for c in text.split(","))
   except ValueError:
     counts = ()
-  if not counts or min(counts) < 2 or max(counts) > 25:
-    raise UsageError(f"--binding-counts {text}: give object counts from 2 to 25, such as 2,4,6,8")
+  if not counts or min(counts) < 2 or max(counts) > MAX_OBJECTS_64:
+    raise UsageError(f"--binding-counts {text}: give object counts from 2 to {MAX_OBJECTS_64}, "
+                     "such as 2,4,6,8")
   return counts
 
 

@@ -59,7 +59,7 @@ def _check_inputs(args) -> None:
   absl.setLevel(logging.ERROR)  # Orbax warns that a read-only manager is read-only
   try:
     root = pathlib.Path(args.workdir)
-    select_steps(root / args.transformer if args.transformer else transformer_dir(root), which)
+    select_steps(transformer_dir(root, args.transformer), which)
   except ValueError as e:  # steps the root does not hold
     raise UsageError(str(e)) from None
   finally:
