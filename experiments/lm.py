@@ -19,6 +19,8 @@ Variants (`get_config("<name>[,runlocal]")`):
   llamagen_gpt_{b,l,xl,xxl,3b}   LlamaGen (Sun et al. 2024) GPT shapes, 111M /
             343M / 775M / 1.4B / 3.1B, vocab 16384, seq 256.
   chameleon_7b   Chameleon-7B shape (Llama-2-7B body, vocab 65536, QK-norm), seq 4096.
+  chameleon_34b  Chameleon-34B shape (8192 x 48, GQA 64/8), 34.3B.
+  unified_70b    a 70B-class model: Llama-2-70B body, Chameleon's vocab and QK-norm, 69.5B.
 
 `runlocal` shrinks any variant to a CPU-sized model, batch and step count
 (vocab and grammar unchanged) so its whole pipeline can be smoke-tested here.
@@ -143,10 +145,12 @@ def llamagen(size: str):
 CHAMELEON_7B_PARAMS = 7.0e9
 
 
-def chameleon_7b():
-  c = lm_config(model_config(vocab_size=65536, d_model=4096, num_layers=32, num_heads=32,
-                             mlp_dim=11008, max_len=4096, dtype="bfloat16",
-                             **PUBLISHED_SCALE),
+def chameleon(d_model: int, num_layers: int, num_heads: int, num_kv_heads: int, mlp_dim: int):
+  """The Chameleon recipe (vocab 65536 with 8192 image codes, QK-norm, seq 4096,
+  4M-token batches) on a Llama-2-shaped body."""
+  c = lm_config(model_config(vocab_size=65536, d_model=d_model, num_layers=num_layers,
+                             num_heads=num_heads, num_kv_heads=num_kv_heads, mlp_dim=mlp_dim,
+                             max_len=4096, dtype="bfloat16", **PUBLISHED_SCALE),
                 data_config(text_size=57216, image_codes=8192, seq_len=4096, grid_count=1024),
                 steps=100_000, batch_size=1024, log_every_steps=100)
   c.optim.update(lr=1e-4, warmup_steps=4000, weight_decay=0.1, b2=0.95, eps=1e-5)
@@ -156,7 +160,28 @@ def chameleon_7b():
   return c
 
 
-VARIANTS = {"tiny": tiny, "ref": ref, "chameleon_7b": chameleon_7b}
+def chameleon_7b():
+  return chameleon(4096, 32, 32, 32, 11008)
+
+
+# Chameleon-34B (HF facebook/chameleon-30b config.json: 8192 x 48 layers, 64 heads,
+# 8 KV heads, MLP 22016). Published: 34B (34.3B here).
+def chameleon_34b():
+  return chameleon(8192, 48, 64, 8, 22016)
+
+
+# A 70B-class unified model: Llama-2-70B's body (Touvron et al. 2023: 8192 x 80
+# layers, 64 heads, 8 KV heads, MLP 28672; 68.98B with its 32000-word vocab) with
+# Chameleon's 65536 vocab and QK-norm: 69.5B (+0.55B of embedding and output rows).
+UNIFIED_70B_PARAMS = 68.98e9 + 2 * (65536 - 32000) * 8192
+
+
+def unified_70b():
+  return chameleon(8192, 80, 64, 8, 28672)
+
+
+VARIANTS = {"tiny": tiny, "ref": ref, "chameleon_7b": chameleon_7b,
+            "chameleon_34b": chameleon_34b, "unified_70b": unified_70b}
 VARIANTS.update({f"llamagen_gpt_{s}": (lambda s=s: llamagen(s)) for s in LLAMAGEN})
 
 

@@ -44,7 +44,8 @@ IMAGE_MODELS = ("tokenizer_vq16", "renderer_dit_b2", "renderer_dit_l2", "rendere
                 "renderer_pixart_xl2")
 
 # Models whose activations need full remat to fit HBM at their preset batch.
-_REMAT_FULL = ("llamagen_gpt_xl", "llamagen_gpt_xxl", "llamagen_gpt_3b", "chameleon_7b")
+_REMAT_FULL = ("llamagen_gpt_xl", "llamagen_gpt_xxl", "llamagen_gpt_3b", "chameleon_7b",
+               "chameleon_34b", "unified_70b")
 
 
 def pod_mesh(topology: str) -> ml_collections.ConfigDict:

@@ -308,7 +308,8 @@ def ar_grpo_config():
       temperature=1.0,         # sampling the policy as it is: the ratio's denominator
       plan_cfg=1.0,
       max_objects=6,           # the ar preset's largest scene
-      seq_len=112,             # prompt + plan, right-padded: <= 27 + 6 x 13 + 2 here
+      seq_len=112,             # a row: prompt + plan <= 27 + 6 x 13 + 2 here
+      pack_rows=32,            # the 72 answers (33-41 positions each) packed in 32 rows; 0: 72 rows
       render=True,             # draw each plan (the run root's renderer) and score the image
       run_root="",             # "": the directory holding ckpt.init_from
       prompt_seed=31_337,      # never an evaluation seed (checked)

@@ -34,6 +34,8 @@ PUBLISHED = {
     "llamagen_gpt_xxl": (1.4e9, 64),
     "llamagen_gpt_3b": (3.1e9, 128),
     "chameleon_7b": (7.0e9, 256),
+    "chameleon_34b": (34e9, 256),
+    "unified_70b": (68.98e9 + 2 * (65536 - 32000) * 8192, 256),  # Llama-2-70B + the vocab
 }
 
 

@@ -34,6 +34,11 @@ def _numpy_loss(logp, old, ref, adv, mask, eps, beta):
       ((np.abs(ratio - 1) > eps) * mask).sum() / mask.sum()
 
 
+def _per_token(adv, mask):
+  """Each answer's advantage on its tokens; weights 1 / (answers x its tokens)."""
+  return adv[:, None] * mask, mask / (mask.sum(1, keepdims=True) * mask.shape[0])
+
+
 def test_loss_ratio_clip_and_kl_equal_numpy():
   rng = np.random.default_rng(0)
   b, l = 6, 9
@@ -43,7 +48,9 @@ def test_loss_ratio_clip_and_kl_equal_numpy():
   adv = rng.normal(0, 1, b)
   mask = (rng.random((b, l)) < 0.7).astype(np.float32)
   mask[:, 0] = 1
-  loss, metrics = grpo_loss(*(jnp.asarray(x, jnp.float32) for x in (logp, old, ref, adv, mask)),
+  token_adv, weights = _per_token(adv, mask)
+  loss, metrics = grpo_loss(*(jnp.asarray(x, jnp.float32)
+                              for x in (logp, old, ref, token_adv, weights)),
                             clip_eps=0.2, kl_coef=0.04)
   want_loss, want_kl, want_clip = _numpy_loss(logp, old, ref, adv, mask, 0.2, 0.04)
   assert 0.05 < want_clip < 0.95  # the test exercises both sides of the clip
@@ -57,8 +64,8 @@ def test_gradient_is_zero_where_the_clip_binds():
   old = jnp.zeros((2, 1))
   adv = jnp.array([1.0, -1.0])
   logp = jnp.log(jnp.array([[1.5], [0.5]]))  # ratios 1.5 and 0.5
-  grad = jax.grad(lambda lp: grpo_loss(lp, old, lp, adv, jnp.ones((2, 1)), clip_eps=0.2,
-                                       kl_coef=0.0)[0])(logp)
+  grad = jax.grad(lambda lp: grpo_loss(lp, old, lp, adv[:, None], jnp.full((2, 1), 0.5),
+                                       clip_eps=0.2, kl_coef=0.0)[0])(logp)
   np.testing.assert_array_equal(np.asarray(grad), 0)
 
 
@@ -102,8 +109,8 @@ def test_a_tiny_transformer_learns_to_emit_the_rewarded_token():
     ref = token_logprobs(logits_of(ref_params), answer)
 
     def loss(p):
-      return grpo_loss(token_logprobs(logits_of(p), answer), old, ref, adv.reshape(-1),
-                       jnp.ones_like(old), clip_eps=0.2, kl_coef=0.01)[0]
+      return grpo_loss(token_logprobs(logits_of(p), answer), old, ref, adv.reshape(-1, 1),
+                       jnp.full_like(old, 1 / old.shape[0]), clip_eps=0.2, kl_coef=0.01)[0]
     grads = jax.grad(loss)(params)
     updates, opt = tx.update(grads, opt, params)
     return optax.apply_updates(params, updates), opt

@@ -85,10 +85,9 @@ def test_model_and_data_come_from_the_pretrained_run(pretrained):
   assert config.data.layout_bins == 64
 
 
-def test_rollout_rows(pretrained):
-  from unified_mm.rl.grpo_loss import group_advantages
-  from unified_mm.rl.rewards import Sample, shapes_reward
-  from unified_mm.rl.rollout import parse_plans
+@pytest.fixture(scope="module")
+def policy(pretrained):
+  """(task, model_def, params): the grpo task on one device, params of the ar run."""
   from unified_mm.parallel.mesh import make_mesh
   from unified_mm.parallel.sharding import rules_from_config
   from unified_mm.rl.task import make_task
@@ -101,7 +100,15 @@ def test_rollout_rows(pretrained):
   ckpts = Checkpoints(checkpoint_dir(pretrained / "ar"), read_only=True)
   params = ckpts.restore_params(ckpts.latest_step(), plan.target.params)
   ckpts.close()
-  model_def = plan.model_def
+  return task, plan.model_def, params
+
+
+def test_rollout_rows(policy):
+  from unified_mm.rl.grpo_loss import group_advantages
+  from unified_mm.rl.rewards import Sample, shapes_reward
+  from unified_mm.rl.rollout import parse_plans
+  task, model_def, params = policy
+  task.pack_rows = 0
   data = task.make_data(0, 1, 16)
   rows = task.rollout(model_def, params, next(data), step=0)
   v = task.vocab
@@ -132,6 +139,69 @@ def test_rollout_rows(pretrained):
                                    rows["segment_ids"], rows["targets"]))
   np.testing.assert_allclose(rows["ref_logp"], logp, rtol=1e-6, atol=1e-6)
   assert np.all(rows["ref_logp"][rows["loss_mask"] > 0] < 0)
+
+
+def test_packed_rows_give_the_unpacked_loss_and_gradient(policy):
+  """The step's answers packed several to a row (each its own segment) train exactly
+  as one answer per row: same loss, gradient, KL and metrics."""
+  import dataclasses
+  task, model_def, params = policy
+  data = task.make_data(0, 1, 16)
+  batch = next(data)
+  task.pack_rows, settings = 0, task.settings
+  task.settings = dataclasses.replace(settings, max_objects=1)  # short plans: several fit a row
+  flat = task.rollout(model_def, params, batch, step=0)
+  lengths = (flat["segment_ids"] > 0).sum(1)
+  rows = int(np.ceil(lengths.sum() / flat["tokens"].shape[1])) + 1
+  assert rows < 16, "the tiny policy's plans are too long to pack"
+  task.pack_rows = rows
+  packed = task.rollout(model_def, params, batch, step=0)
+  task.pack_rows, task.settings = 0, settings
+  assert packed["tokens"].shape[0] == rows and task.rows.unpacked == 0
+  assert packed["loss_mask"].sum() == flat["loss_mask"].sum()
+  for k in ("reward", "advantage", "category"):
+    np.testing.assert_array_equal(packed[k], flat[k])
+  np.testing.assert_allclose(packed["token_weight"].sum(), 1.0, rtol=1e-5)  # a mean over answers
+  # The reference's log-probs of the answer tokens do not depend on their neighbours.
+  np.testing.assert_allclose(np.sort(packed["ref_logp"][packed["loss_mask"] > 0]),
+                             np.sort(flat["ref_logp"][flat["loss_mask"] > 0]), rtol=1e-5, atol=1e-6)
+
+  def loss_and_grad(rows_):
+    def f(p):
+      return task.loss(model_def.module(p), {k: jnp.asarray(v) for k, v in rows_.items()}, None)
+    return jax.value_and_grad(f, has_aux=True)(params)
+
+  # The reference is a little off the policy: a non-zero KL term is compared too.
+  (lf, mf), gf = loss_and_grad(flat | {"ref_logp": flat["ref_logp"] - 0.1 * flat["loss_mask"]})
+  (lp, mp), gp = loss_and_grad(packed | {"ref_logp": packed["ref_logp"] - 0.1 * packed["loss_mask"]})
+  np.testing.assert_allclose(float(lp), float(lf), rtol=1e-5, atol=1e-7)
+  assert abs(float(lf)) > 1e-4
+  for k in ("kl", "entropy", "answer_tokens", "reward", "plan_correct"):
+    np.testing.assert_allclose(float(mp[k]), float(mf[k]), rtol=1e-5, err_msg=k)
+  for k in gf:
+    np.testing.assert_allclose(np.asarray(gp[k]), np.asarray(gf[k]), rtol=1e-4, atol=1e-7,
+                               err_msg=k)
+
+
+def test_answers_that_do_not_fit_are_not_packed():
+  from unified_mm.rl.rollout import pack_answers
+  slots = pack_answers([60, 50, 40, 30, 20], rows=2, seq_len=100)
+  assert slots is not None
+  used = np.bincount(slots, weights=[60, 50, 40, 30, 20], minlength=2)
+  assert used.max() <= 100
+  assert pack_answers([60, 50, 40, 30, 21], rows=2, seq_len=100) is None
+  assert pack_answers([101], rows=4, seq_len=100) is None
+
+
+def test_pack_rows_must_split_over_the_mesh(pretrained):
+  from unified_mm.config.validation import validate
+  config = grpo_config(pretrained / "ar", "--config.rl.pack_rows=12", "--config.mesh.data=4",
+                       "--config.mesh.fsdp=2")
+  with pytest.raises(ConfigError, match=r"rl\.pack_rows=12"):
+    validate(config, 8)
+  config = grpo_config(pretrained / "ar", "--config.rl.pack_rows=-1")
+  with pytest.raises(ConfigError, match=r"rl\.pack_rows"):
+    validate(config, 1)
 
 
 def _umm(workdir, init_from):
@@ -191,8 +261,11 @@ def test_eight_devices_equal_one(pretrained, tmp_path):
   assert ra[0]["train/flat_groups"] < 1 and ra[0]["train/grad_norm"] > 1e-3
   for x, y in zip(ra, rb):
     assert x["train/reward"] == y["train/reward"]  # the same plans were sampled and scored
-    for k in ("train/loss", "train/grad_norm", "train/entropy"):
+    for k in ("train/grad_norm", "train/entropy"):
       np.testing.assert_allclose(x[k], y[k], rtol=1e-4, atol=1e-7, err_msg=k)
+    # On-policy, the surrogate is the mean advantage: zero up to the round-off of
+    # summing answers of advantage ~1 in a different order over 8 devices.
+    np.testing.assert_allclose(x["train/loss"], y["train/loss"], atol=1e-6)
   # Adam divides by the gradients' own scale, so a coordinate whose gradient is
   # round-off can move by up to one step's lr: params agree to well under it.
   for k in a:

@@ -158,6 +158,18 @@ def validate_batch(train, sizes: dict[str, int], num_processes: int = 1) -> None
                       f"does not split over mesh data x fsdp = {shards}")
 
 
+def validate_packed_rows(rl, sizes: dict[str, int], num_processes: int = 1) -> None:
+  """`rl.pack_rows`, the rows a grpo step packs its answers into (0: one per answer),
+  splits over the processes and the mesh's batch shards like a batch does."""
+  rows = rl.get("pack_rows", 0)
+  if not _is_int(rows) or rows < 0:
+    raise ConfigError(f"rl.pack_rows={rows!r}: a number of rows >= 0 (0: one answer per row)")
+  shards = sizes["data"] * sizes["fsdp"]
+  if rows and (rows % num_processes or rows % shards):
+    raise ConfigError(f"rl.pack_rows={rows}: does not split over the {num_processes} processes "
+                      f"and mesh data x fsdp = {shards}")
+
+
 def validate_sequence(config, sizes: dict[str, int]) -> None:
   seq_len = config.get("data", {}).get("seq_len")
   if _is_int(seq_len) and seq_len % sizes["sequence"]:
@@ -180,5 +192,7 @@ def validate(config, num_devices: int, num_processes: int | None = None) -> dict
   sizes = validate_mesh(config.mesh, num_devices)
   validate_heads(config.model, sizes)
   validate_batch(config.train, sizes, num_processes)
+  if "rl" in config:
+    validate_packed_rows(config.rl, sizes, num_processes)
   validate_sequence(config, sizes)
   return sizes

@@ -10,7 +10,8 @@ old_logp under the policy that sampled it, ref_logp under the frozen reference:
     kl        = exp(ref_logp - logp) - (ref_logp - logp) - 1     (k3: >= 0, unbiased)
     loss_t    = -(surrogate - beta * kl)
 
-averaged over each answer's tokens, then over answers.
+averaged over each answer's tokens, then over answers (answers may share a row:
+packed, each a segment of its own).
 """
 
 from __future__ import annotations
@@ -45,17 +46,20 @@ def token_entropy(logits: jax.Array) -> jax.Array:
   return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
 
 
-def grpo_loss(logp, old_logp, ref_logp, advantages, mask, *, clip_eps: float, kl_coef: float):
-  """Scalar loss and {kl, clip_fraction, ratio}: all [B, L] but advantages [B]."""
-  mask = mask.astype(jnp.float32)
-  adv = advantages[:, None]
+def grpo_loss(logp, old_logp, ref_logp, advantages, weights, *, clip_eps: float, kl_coef: float):
+  """Scalar loss and {kl, clip_fraction, ratio}; every input [rows, L] per token.
+
+  `advantages` holds each token's answer's advantage and `weights` 1 / (answers x
+  that answer's tokens) on answer tokens, 0 elsewhere (rollout.answer_rows), so the
+  loss is the mean over answers of their mean token loss, packed rows or not."""
+  mask = (weights > 0).astype(jnp.float32)
   ratio = jnp.exp(logp - old_logp)
-  surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+  surrogate = jnp.minimum(ratio * advantages,
+                          jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
   delta = ref_logp - logp
   kl = jnp.exp(delta) - delta - 1
   per_token = -(surrogate - kl_coef * kl)
-  tokens = jnp.maximum(mask.sum(axis=1), 1.0)
-  loss = jnp.mean((per_token * mask).sum(axis=1) / tokens)
+  loss = jnp.sum(per_token * weights)
   total = jnp.maximum(mask.sum(), 1.0)
   clipped = (jnp.abs(ratio - 1) > clip_eps).astype(jnp.float32)
   return loss, {"kl": (kl * mask).sum() / total,

@@ -21,8 +21,8 @@ from unified_mm.models.transformer.loader import ArStage
 from unified_mm.rl.grpo_loss import flat_groups, group_advantages
 from unified_mm.rl.rewards import Sample
 
-ANSWER_KEYS = ("ref_logp",)                     # [B, L] f32
-ROW_KEYS = ("advantage", "reward", "plan_correct", "image_correct", "flat", "category")  # [B]
+ANSWER_KEYS = ("ref_logp", "token_advantage", "token_weight")  # [rows, L] f32
+ROW_KEYS = ("advantage", "reward", "plan_correct", "image_correct", "flat", "category")  # [answers]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,25 +84,59 @@ def score_answers(ar: ArStage, prompts: list, plans: list[np.ndarray], objects: 
           "flat": flat.astype(np.float32), "category": np.asarray(category, np.int32)}
 
 
-def answer_rows(ar: ArStage, texts: list[str], plans: list[np.ndarray], group_size: int,
-                seq_len: int) -> dict[str, np.ndarray]:
-  """Rows `BOS prompt BOL plan... EOL`, right-padded to seq_len; loss on the plan only."""
+def answer_docs(ar: ArStage, texts: list[str], plans: list[np.ndarray],
+                group_size: int) -> list[tuple[np.ndarray, int]]:
+  """Per answer: its document `BOS prompt BOL plan... EOL` and the length of its prompt."""
   v = ar.vocab
-  n = len(plans)
-  out = {k: np.zeros((n, seq_len), np.int32)
-         for k in ("tokens", "targets", "positions", "segment_ids", "loss_mask")}
+  docs = []
   for i, plan in enumerate(plans):
     prompt = np.concatenate([[v.bos], ar.text.encode(texts[i // group_size])]).astype(np.int32)
-    doc = np.concatenate([prompt, plan]).astype(np.int32)  # plan starts with BOL
+    docs.append((np.concatenate([prompt, plan]).astype(np.int32), len(prompt)))  # plan starts with BOL
+  return docs
+
+
+def pack_answers(lengths: list[int], rows: int, seq_len: int) -> list[int] | None:
+  """First-fit decreasing: the row of each answer (`lengths` positions each), or None
+  when they do not fit in `rows` rows of `seq_len`."""
+  free = [seq_len] * rows
+  slot = [0] * len(lengths)
+  for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+    row = next((r for r in range(rows) if free[r] >= lengths[i]), None)
+    if row is None:
+      return None
+    free[row] -= lengths[i]
+    slot[i] = row
+  return slot
+
+
+def answer_rows(docs: list[tuple[np.ndarray, int]], advantages: np.ndarray, answers: int,
+                seq_len: int, slots: list[int] | None = None, rows: int = 0) -> dict[str, np.ndarray]:
+  """Training rows holding `docs` (answer i in row slots[i], default row i), each a
+  segment of its own; loss on the plan only.
+
+  Per token: its answer's advantage and a weight 1 / (answers x the answer's plan
+  tokens), so `sum(weight * token loss)` is the mean over the step's `answers` of each
+  answer's mean token loss, however the answers are packed into rows."""
+  slots = list(range(len(docs))) if slots is None else slots
+  rows = rows or len(docs)
+  out = {k: np.zeros((rows, seq_len), np.int32)
+         for k in ("tokens", "targets", "positions", "segment_ids", "loss_mask")}
+  out |= {k: np.zeros((rows, seq_len), np.float32) for k in ("token_advantage", "token_weight")}
+  used = [0] * rows
+  for i, ((doc, prompt), row) in enumerate(zip(docs, slots)):
     m = len(doc) - 1
-    if m > seq_len:
+    if used[row] + m > seq_len:
       raise ValueError(f"rl.seq_len={seq_len}: a prompt and its plan need {m} positions")
-    out["tokens"][i, :m] = doc[:-1]
-    out["targets"][i, :m] = doc[1:]
-    out["positions"][i, :m] = np.arange(m)
-    out["segment_ids"][i, :m] = 1
-    out["loss_mask"][i, len(prompt):m] = 1  # the targets after BOL: the sampled plan
-  out["modality"] = v.modality(out["targets"])
+    at = slice(used[row], used[row] + m)
+    out["tokens"][row, at] = doc[:-1]
+    out["targets"][row, at] = doc[1:]
+    out["positions"][row, at] = np.arange(m)
+    out["segment_ids"][row, at] = i + 1
+    answer = slice(used[row] + prompt, used[row] + m)  # the targets after BOL: the sampled plan
+    out["loss_mask"][row, answer] = 1
+    out["token_advantage"][row, answer] = advantages[i]
+    out["token_weight"][row, answer] = 1.0 / (answers * (m - prompt))
+    used[row] += m
   return out
 
 

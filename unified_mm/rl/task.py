@@ -55,12 +55,14 @@ class PromptRows(StepIndexedIterator):
   def __init__(self, *args):
     super().__init__(*args)
     self.seconds: dict[str, float] = {}
+    self.unpacked = 0  # steps whose answers did not fit rl.pack_rows
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
     return {"row": np.asarray(rows, np.int64)}
 
   def stats(self) -> dict[str, float]:
-    return {f"rollout/{k}_s": v for k, v in self.seconds.items()}
+    return {f"rollout/{k}_s": v for k, v in self.seconds.items()} | {
+        "rollout/unpacked_steps": float(self.unpacked)}
 
 
 def adopt_pretrained(config) -> None:
@@ -144,6 +146,7 @@ class GRPOTask(TransformerTask):
     except ValueError as e:
       raise ConfigError(f"rl.category_weights / rl.prompt_seed: {e}") from None
     self.reward_fn = resolve_reward(str(rl.reward))
+    self.pack_rows = int(rl.get("pack_rows", 0))
     self.settings = ro.SamplingSettings(self.group, int(rl.max_objects), float(rl.temperature),
                                         float(rl.plan_cfg), int(rl.seq_len))
     self.clip_eps, self.kl_coef = float(rl.clip_eps), float(rl.kl_coef)
@@ -186,13 +189,35 @@ class GRPOTask(TransformerTask):
         images = ro.render_plans(self.drawer, texts, objects, self.group,
                                  jax.random.fold_in(rng, 1))
     with clock("score"):
-      out = ro.answer_rows(ar, texts, plans, self.group, self.settings.seq_len)
-      out |= ro.score_answers(ar, prompts, plans, objects, images, self.reward_fn, self.group)
+      scores = ro.score_answers(ar, prompts, plans, objects, images, self.reward_fn, self.group)
+      docs = ro.answer_docs(ar, texts, plans, self.group)
+    mine = slice(self.process_index * per_host, (self.process_index + 1) * per_host)
+    out = self._rows(docs, scores["advantage"], per_host, step)
+    out["modality"] = self.vocab.modality(out["targets"])
     with clock("logp"):  # the policy's own log-probs come with the update's forward pass
       args = (out["tokens"], out["positions"], out["segment_ids"], out["targets"])
       out["ref_logp"] = np.asarray(self._logprobs(self.reference(model_def, params), *args))
-    mine = slice(self.process_index * per_host, (self.process_index + 1) * per_host)
-    return {k: v[mine] for k, v in out.items()}
+    return out | {k: v[mine] for k, v in scores.items()}
+
+  def _rows(self, docs, advantages, per_host: int, step: int) -> dict[str, np.ndarray]:
+    """This host's training rows: its answers packed into rl.pack_rows / hosts rows
+    (each a segment of its own) when every host's answers fit, else one per row. A
+    step that does not fit costs a second compile of the update, once."""
+    seq_len, hosts = self.settings.seq_len, self.process_count
+    rows = self.pack_rows // hosts
+    answers = [range(h * per_host, (h + 1) * per_host) for h in range(hosts)]
+    slots = None
+    if 0 < rows < per_host:
+      packs = [ro.pack_answers([len(docs[i][0]) - 1 for i in a], rows, seq_len) for a in answers]
+      if all(p is not None for p in packs):
+        slots = packs[self.process_index]
+      else:
+        self.rows.unpacked += 1
+        log.warning("step %d: the answers do not fit rl.pack_rows=%d rows of %d; this step "
+                    "trains one answer per row", step, self.pack_rows, seq_len)
+    mine = list(answers[self.process_index])
+    return ro.answer_rows([docs[i] for i in mine], advantages[mine], per_host * hosts, seq_len,
+                          slots, rows if slots is not None else 0)
 
   def reference(self, model_def, params):
     """The frozen pre-trained policy, restored once with the params' shardings."""
@@ -213,15 +238,16 @@ class GRPOTask(TransformerTask):
     logits = model(batch["tokens"], batch["positions"], batch["segment_ids"])
     logp = token_logprobs(logits, batch["targets"])
     mask = batch["loss_mask"].astype(jnp.float32)
+    answers = batch["reward"].shape[0]
     # One update per rollout: the policy that sampled is the one being updated, so
     # old = logp held constant (ratio 1, gradient A * grad logp), without a second
     # forward pass in the rollout. Reusing rollouts would pass old log-probs here.
     old = jax.lax.stop_gradient(logp)
-    loss, metrics = grpo_loss(logp, old, batch["ref_logp"], batch["advantage"],
-                              mask, clip_eps=self.clip_eps, kl_coef=self.kl_coef)
+    loss, metrics = grpo_loss(logp, old, batch["ref_logp"], batch["token_advantage"],
+                              batch["token_weight"], clip_eps=self.clip_eps, kl_coef=self.kl_coef)
     tokens = jnp.maximum(mask.sum(), 1.0)
     metrics["entropy"] = (token_entropy(logits) * mask).sum() / tokens
-    metrics["answer_tokens"] = mask.sum() / mask.shape[0]
+    metrics["answer_tokens"] = mask.sum() / answers
     metrics["reward"] = batch["reward"].mean()
     metrics["plan_correct"] = batch["plan_correct"].mean()
     if self.drawer is not None:
