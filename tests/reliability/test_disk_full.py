@@ -44,6 +44,7 @@ cp -r {mnt}/w {out}/w
 """
 
 
+@pytest.mark.slow  # two real runs on a mounted tmpfs; the ENOSPC tests below are the fast ones
 def test_disk_full_on_a_real_small_filesystem(tmp_path, runner_env):
   if not _can_mount_tmpfs(tmp_path):
     pytest.skip("cannot mount a tmpfs in a user namespace here (unshare -rm)")

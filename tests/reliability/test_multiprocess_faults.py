@@ -66,7 +66,8 @@ def test_umm_train_reports_a_taken_port_in_one_line(runner_env, tmp_path):
   assert not (tmp_path / "run").exists()  # nothing written
 
 
-@pytest.mark.parametrize("stopped", [1, 0])
+# The coordinator stopped is the same fault seen from the other side: slow only.
+@pytest.mark.parametrize("stopped", [1, pytest.param(0, marks=pytest.mark.slow)])
 def test_a_stopped_process_fails_the_job_within_the_heartbeat_timeout(runner_env, tmp_path, stopped):
   port = _free_port()
   logs = [tmp_path / f"process_{i}.log" for i in range(2)]
