@@ -134,6 +134,12 @@ def test_eval_checkpoints_not_steps(partial_root, tmp_path, env):
                        "--checkpoints", "last", env=env), "--checkpoints last", "latest, all")
 
 
+def test_eval_malformed_mesh(partial_root, tmp_path, env):
+  _one_line_error(_umm("eval", "--workdir", partial_root, "--sweep", SWEEP, "--out", tmp_path / "e",
+                       "--mesh", "fsdp=four", env=env), "--mesh")
+  assert not (tmp_path / "e").exists()  # refused before the sweep starts
+
+
 @pytest.mark.parametrize("counts", ["1,2", "2,30", "two"])
 def test_demo_binding_counts_fail_before_training(counts, tmp_path, env):
   _one_line_error(_umm("demo", "--workdir", tmp_path / "root", "--binding-counts", counts, env=env),

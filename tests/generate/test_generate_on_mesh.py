@@ -55,3 +55,20 @@ def test_generate_on_fsdp4_tensor2_equals_one_device(run_root):
   # The same images: measured bit-equal (uint8) on this machine, also for the
   # shapes-preset root of runs/a1 (d256 transformer, d128 renderer).
   np.testing.assert_array_equal(a.images, b.images)
+
+
+@pytest.mark.slow  # the tiny root above; the benchmark twice
+def test_eval_sweep_on_fsdp4_tensor2_equals_one_device(run_root, tmp_path):
+  """`umm eval --mesh`: the sweep restores every stage on the mesh and scores the
+  same verdicts as on one device."""
+  import ml_collections
+
+  from unified_mm.eval.sweep import run_sweep
+  sweep = ml_collections.ConfigDict(dict(prompts_per_category=1, binding_counts=(2,), seed=20_011,
+                                         caption_scenes=2, edit_scenes=0, settings=[{}]))
+  one = list(run_sweep(run_root, sweep, tmp_path / "one"))
+  placed = list(run_sweep(run_root, sweep, tmp_path / "placed", mesh=parse_mesh(MESH)))
+  assert len(one) == len(placed) == 1
+  keys = [k for k in one[0] if k not in ("seconds", "report")]
+  assert any("/" in k for k in keys)  # every path's figures, not just the best one's
+  assert {k: one[0][k] for k in keys} == {k: placed[0][k] for k in keys}

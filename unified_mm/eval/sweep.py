@@ -51,16 +51,19 @@ def ar_eval_metrics(ar_workdir: pathlib.Path, step: int) -> dict[str, float]:
   return {k: v for k, v in found[-1].items() if k.startswith("eval/")} if found else {}
 
 
-def run_sweep(root, sweep, out_dir, checkpoints: str = "latest", transformer: str = ""):
+def run_sweep(root, sweep, out_dir, checkpoints: str = "latest", transformer: str = "",
+              mesh=None):
   """Yields one result row (a flat dict) per (checkpoint, setting); each row's full
   report (every path, intervals, curve, grids) is written to OUT/<row name>/report.md.
   `transformer`: the stage directory whose checkpoints are swept ("": ar_rl when
-  the root has it, else ar)."""
+  the root has it, else ar). `mesh` (parallel/placement.py): every stage restored
+  sharded on it, as `umm generate --mesh` does; None: one device, replicated."""
   root, out_dir = pathlib.Path(root), pathlib.Path(out_dir)
   ar_dir = transformer_dir(root, transformer)
-  base = load_stages(root, need_ar=False)
+  base = load_stages(root, need_ar=False, mesh=mesh)
   for step in select_steps(ar_dir, checkpoints):
-    stages = dataclasses.replace(base, ar=load_ar(ar_dir, base.frontend.num_codes, step=step))
+    stages = dataclasses.replace(base, ar=load_ar(ar_dir, base.frontend.num_codes, step=step,
+                                                  mesh=mesh))
     losses = ar_eval_metrics(ar_dir, step)
     for index, setting in enumerate(sweep.settings):
       setting = dict(setting)

@@ -71,3 +71,26 @@ def write_image_dir(directory: pathlib.Path, items) -> None:
   for i, (image, caption) in enumerate(items):
     (directory / f"{i:06d}.png").write_bytes(image or b"")
     (directory / f"{i:06d}.txt").write_text(caption)
+
+
+def write_sources(root: pathlib.Path, size: int) -> dict[str, str]:
+  """The 12 photos + the 2 bad records as WebDataset shards, a TFDS data set and an
+  ArrayRecord file: source name -> the `data.path` that reads it."""
+  from unified_mm.data.build import build_array_record
+  from unified_mm.data.sources.tfds_builder import build_tfds
+  from unified_mm.data.sources.webdataset_source import WebDatasetSource
+  items = photo_items(size) + BAD
+  write_shard(root / "000000.tar", items[:7])
+  write_shard(root / "000001.tar", items[7:], start=7)
+  wds = str(root / "*.tar")
+  write_image_dir(root / "images", items)
+  tfds_dir = build_tfds(str(root / "images"), str(root / "tfds"))
+  build_array_record(WebDatasetSource(wds), root / "photos.array_record")
+  return {"wds": wds, "tfds": tfds_dir, "array_record": str(root / "photos.array_record")}
+
+
+def read_from(c, source: str, path: str, size: int, **data):
+  """A shapes preset `c` reading `source` at `size` px instead of the shapes world."""
+  c.unlock()  # the shapes presets have no source keys; experiments/real.py has them all
+  c.data.update(dict(source=source, path=path, split="train", resolution=size, **data))
+  return c

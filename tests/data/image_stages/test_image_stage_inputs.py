@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from real_photos import BAD, photo_items, write_image_dir, write_shard
+from real_photos import read_from, write_sources
 from unified_mm.config.loading import load_config
 from unified_mm.tasks import make_task
 
@@ -62,25 +62,11 @@ def test_shapes_batches_unchanged(variant, process, count):
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-  """The same 12 photos + 2 bad records as WebDataset shards, TFDS and ArrayRecord."""
-  from unified_mm.data.build import build_array_record
-  from unified_mm.data.sources.tfds_builder import build_tfds
-  from unified_mm.data.sources.webdataset_source import WebDatasetSource
-  root = tmp_path_factory.mktemp("photos")
-  items = photo_items(SIZE) + BAD
-  write_shard(root / "000000.tar", items[:7])
-  write_shard(root / "000001.tar", items[7:], start=7)
-  wds = str(root / "*.tar")
-  write_image_dir(root / "images", items)
-  tfds_dir = build_tfds(str(root / "images"), str(root / "tfds"))
-  build_array_record(WebDatasetSource(wds), root / "photos.array_record")
-  return {"wds": wds, "tfds": tfds_dir, "array_record": str(root / "photos.array_record")}
+  return write_sources(tmp_path_factory.mktemp("photos"), SIZE)
 
 
 def real(c, source, path, **data):
-  c.unlock()  # the shapes presets have no source keys; experiments/real.py has them all
-  c.data.update(dict(source=source, path=path, split="train", resolution=SIZE, **data))
-  return c
+  return read_from(c, source, path, SIZE, **data)
 
 
 @pytest.mark.parametrize("source", ["wds", "tfds", "array_record"])

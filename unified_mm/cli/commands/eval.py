@@ -1,9 +1,11 @@
-"""`umm eval --workdir ROOT --sweep experiments/sweeps/<name>.py[:arg] --out DIR [--checkpoints latest|all|S1,S2] [--transformer ar|ar_rl]`
+"""`umm eval --workdir ROOT --sweep experiments/sweeps/<name>.py[:arg] --out DIR [--checkpoints latest|all|S1,S2] [--transformer ar|ar_rl] [--mesh config|fsdp=4,tensor=2]`
 
 Writes DIR/results.{jsonl,csv,md,png}, DIR/grids/*.png and DIR/tb/, one row
 per (AR checkpoint, sampling setting). Prints the Markdown table. The swept
 transformer is the post-trained one (ROOT/ar_rl) when the root has it;
-`--transformer ar` sweeps the pre-trained stage instead.
+`--transformer ar` sweeps the pre-trained stage instead. `--mesh` restores every
+stage sharded as `umm generate --mesh` does (a 7B transformer does not fit one
+device); the default is one device, replicated.
 
 A missing sweep file, a run root without a stage, or --checkpoints naming
 steps the root does not hold is one line and exit code 2, before any
@@ -16,6 +18,7 @@ import importlib.util
 import pathlib
 import sys
 
+from unified_mm.cli.commands.generate import add_mesh_argument, mesh_arg
 from unified_mm.cli.main import UsageError
 
 HELP = "Evaluation sweep: checkpoints x sampling settings on the shapes benchmark."
@@ -28,6 +31,7 @@ def add_arguments(parser) -> None:
   parser.add_argument("--checkpoints", default="latest", help="latest | all | comma-separated steps")
   parser.add_argument("--transformer", choices=("ar", "ar_rl"), default="",
                       help="the transformer stage to sweep (default: ar_rl when the root has it)")
+  add_mesh_argument(parser)
 
 
 def load_sweep(spec: str, overrides: list[str]):
@@ -68,6 +72,7 @@ def _check_inputs(args) -> None:
 
 def run(args) -> int:
   sweep = load_sweep(args.sweep, args.overrides)
+  mesh = mesh_arg(args)
   _check_inputs(args)
 
   from unified_mm.eval.sweep import run_sweep  # noqa: PLC0415
@@ -75,7 +80,8 @@ def run(args) -> int:
 
   report = SweepReport(args.out)
   try:
-    for row in run_sweep(args.workdir, sweep, args.out, args.checkpoints, args.transformer):
+    for row in run_sweep(args.workdir, sweep, args.out, args.checkpoints, args.transformer,
+                         mesh=mesh):
       report.add(row)
       print(f"checkpoint {row['checkpoint']} setting {row['setting']}: "
             f"overall {row.get('overall', 0.0):.3f}", file=sys.stderr)
