@@ -1,14 +1,14 @@
 """The 256-px presets (experiments/real.py) on real photographs, offline (#20 item 4).
 
 12 photographs that scikit-image ships, with hand-written captions, plus a
-truncated PNG and a blank caption, as WebDataset shards. Each stage trains a
-few steps on the 8 fake devices: the loss falls, bad records are counted, a
-tokenizer run resumed from its mid-epoch checkpoint logs bit-identical losses
-to an uninterrupted one, the renderer reads the pre-tokenised ArrayRecord file
-`umm data build --codes` writes, and `umm generate` draws a PNG from the root.
-Slow: 29.5 minutes on 2 cores shared with a training job (load 8-15, at nice 19),
-most of it compiling and starving; the fast checks of the same input path at
-64 px are test_image_stage_inputs.py.
+truncated PNG and a blank caption, as WebDataset shards and as the TFDS data set
+`umm data tfds` builds from the same files. Each stage trains a few steps on the
+8 fake devices: the tokenizer on the shards, the transformer on the TFDS data
+set, the renderer on the pre-tokenised ArrayRecord file `umm data build --codes`
+writes. The loss falls, bad records are counted, a tokenizer run resumed from
+its mid-epoch checkpoint logs bit-identical losses to an uninterrupted one, and
+`umm generate` draws a 256-px PNG from the root. In the default run: about two
+minutes on the idle 2 cores, most of it compiling.
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ import sys
 
 import pytest
 
-from real_photos import BAD, photo_items, write_shard
+from real_photos import BAD, photo_items, write_image_dir, write_shard
 from unified_mm.cli.commands.train import train_stage
 from unified_mm.config.loading import load_config
 
 REAL = str(pathlib.Path(__file__).resolve().parents[3] / "experiments/real.py")
-pytestmark = pytest.mark.slow
-
-
 def losses(workdir) -> dict[int, float]:
   rows = [json.loads(line) for line in open(pathlib.Path(workdir) / "metrics.jsonl")]
   return {r["step"]: r["train/loss"] for r in rows if "train/loss" in r}
@@ -54,7 +51,8 @@ def quick(c, path, steps=STEPS, *, source="wds", save_every=0):
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-  """Shards and a trained run root: tokenizer/, ar/, renderer/ (each stage a few steps)."""
+  """Shards, a TFDS data set and a trained run root: tokenizer/, ar/, renderer/ (each
+  stage a few steps)."""
   base = tmp_path_factory.mktemp("real")
   umm = [sys.executable, "-m", "unified_mm.cli.main"]
   items = photo_items(256)
@@ -62,6 +60,10 @@ def root(tmp_path_factory):
   write_shard(base / "000000.tar", items[:7])
   write_shard(base / "000001.tar", items[7:], start=7)
   shards = str(base / "*.tar")
+  write_image_dir(base / "images", items)
+  built = subprocess.run([*umm, "data", "tfds", "--images", str(base / "images"), "--out",
+                          str(base / "tfds")], check=True, capture_output=True, text=True)
+  tfds_dir = built.stdout.split("--path ")[-1].rstrip(")\n")
   run = base / "run"
   subprocess.run([*umm, "data", "tokenizer", "--source", "wds", "--path", shards,
                   "--out", str(base / "text")], check=True)
@@ -70,7 +72,7 @@ def root(tmp_path_factory):
   subprocess.run([*umm, "data", "build", "--source", "wds", "--path", shards,
                   "--codes", str(run / "tokenizer"), "--out", str(base / "codes.array_record")],
                  check=True)
-  ar = quick(load_config(REAL + ":ar"), shards)
+  ar = quick(load_config(REAL + ":ar"), tfds_dir, source="tfds")
   ar.data.update(image_tokenizer_dir=str(run / "tokenizer"), tokenizer_dir=str(base / "text"))
   train_stage(ar, run / "ar")
   renderer = quick(load_config(REAL + ":renderer"), str(base / "codes.array_record"),
@@ -79,7 +81,7 @@ def root(tmp_path_factory):
   renderer.sample.steps = 2
   renderer.optim.lr = 3e-3  # a flow loss is noisy (random times): a visible fall in 4 steps
   train_stage(renderer, run / "renderer")
-  return {"shards": shards, "run": run, "base": base}
+  return {"shards": shards, "tfds": tfds_dir, "run": run, "base": base}
 
 
 @pytest.mark.parametrize("stage", ["tokenizer", "ar", "renderer"])
