@@ -118,9 +118,10 @@ def ar_config():
   c.loss = ml_collections.ConfigDict(dict(
       z_loss=1e-4, modality_weights=dict(text=3.0, image=1.0, special=1.0, layout=3.0)))
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
-  # How `umm demo` / `umm eval` sample (eval/shapes_benchmark.py): CFG on the codes
-  # against `BOS BOI`, the plan sampled at its own temperature and CFG.
-  c.sample = ml_collections.ConfigDict(dict(cfg_scale=3.0, temperature=1.0, top_k=0,
+  # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
+  # CFG on the codes against `BOS BOI` (12: twice the plain path's score at 3,
+  # docs/quality.md), the plan sampled at its own temperature and CFG.
+  c.sample = ml_collections.ConfigDict(dict(cfg_scale=12.0, temperature=1.0, top_k=0,
                                             plan_cfg=2.0, plan_temperature=0.5))
   c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
                  eval_batches=2)
@@ -312,6 +313,8 @@ def ar_grpo_config():
       seq_len=112,             # a row: prompt + plan <= 27 + 6 x 13 + 2 here
       pack_rows=32,            # the 72 answers (33-41 positions each) packed in 32 rows; 0: 72 rows
       render=True,             # draw each plan (the run root's renderer) and score the image
+      answer="plan",           # or "codes": the plain path's image codes, drawn by the preview
+      code_cfg=1.0,            # CFG of sampled code answers (1: the policy as it is)
       run_root="",             # "": the directory holding ckpt.init_from
       prompt_seed=31_337,      # never an evaluation seed (checked)
       category_weights=dict(single=1.0, two=1.0, counting=2.0, colours=1.0, position=2.0,

@@ -79,7 +79,7 @@ def _umm(*args, env):
                         capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
 
 
-def test_cli_shows_the_plan_and_notes_bad_prompts(run_root, tmp_path, subprocess_env):
+def test_cli_shows_the_plan_and_notes_bad_prompts(run_root, stages, tmp_path, subprocess_env):
   prompts = tmp_path / "prompts.txt"
   many = ", ".join(f"a red {k}" for k in ["circle", "square", "star"] * 9)
   prompts.write_text(f"a red circle\na zebra on a unicycle\n{many}\n")
@@ -93,6 +93,15 @@ def test_cli_shows_the_plan_and_notes_bad_prompts(run_root, tmp_path, subprocess
   assert "zebra" in " ".join(report["notes"]["a zebra on a unicycle"])
   assert "27 objects" in " ".join(report["notes"][many])
   assert r.stderr.count("plan for ") == 3 and " box (" in r.stderr
+  # With no sampling flags it samples as the transformer's preset says (what the
+  # benchmark measures): the same plans as the pipeline given that preset.
+  from unified_mm.data.layout import layout_text
+  from unified_mm.generate.pipeline import generate
+  s = stages.ar.config.sample
+  want = generate(stages, prompts.read_text().splitlines(), seed=0, planned=True, preview=True,
+                  cfg_scale=s.cfg_scale, plan_cfg=s.plan_cfg, plan_temperature=s.plan_temperature)
+  for plan in want.plans:
+    assert layout_text(plan) in r.stderr
   r = _umm("generate", "--workdir", run_root, "--prompt", " ", "--out", tmp_path / "empty.png",
            "--steps", 2, env=subprocess_env(1))
   assert r.returncode == 0, r.stderr[-3000:]

@@ -63,6 +63,8 @@ def _params(workdir):
     ("--config.rl.group_size=1", "rl.group_size"),
     ("--config.rl.reward=no_such_module:score", "rl.reward"),
     ("--config.rl.prompt_seed=20011", "rl.prompt_seed"),
+    ("--config.rl.answer=caption", "rl.answer"),
+    ("--config.rl.answer=codes", "rl.render"),  # code answers are scored on their drawing
 ])
 def test_bad_config_names_the_key(pretrained, override, key):
   from unified_mm.rl.task import make_task
@@ -183,6 +185,30 @@ def test_packed_rows_give_the_unpacked_loss_and_gradient(policy):
                                err_msg=k)
 
 
+def test_code_answers_train_on_the_codes_after_the_prompt(policy):
+  """A code answer is the plain document's image span: the loss covers its codes and
+  EOI, after `BOS prompt BOI`, as the plain caption -> image document holds them."""
+  from unified_mm.models.transformer.loader import ArStage
+  from unified_mm.rl import rollout as ro
+  task, model_def, params = policy
+  v, grid, group = task.vocab, 4, 2
+  ar = ArStage(model_def.module(params), task.config, v, task.tokenizer)
+  settings = ro.SamplingSettings(group, 6, 1.0, 1.0, 64)
+  texts = ["a red circle", "two blue squares"]
+  codes = ro.sample_codes(ar, texts, jax.random.key(0), settings, grid, cfg_scale=1.0)
+  assert codes.shape == (4, grid, grid) and codes.min() >= 0 and codes.max() < v.image_codes
+  answers = ro.code_answers(ar, codes)
+  docs = ro.answer_docs(ar, texts, answers, group)
+  rows = ro.answer_rows(docs, np.arange(4, dtype=np.float32), 4, 64)
+  for i, (doc, prompt) in enumerate(docs):
+    assert task.tokenizer.decode(doc[1:prompt].tolist()) == texts[i // group]
+    mask = rows["loss_mask"][i].astype(bool)
+    np.testing.assert_array_equal(rows["targets"][i][mask],
+                                  [*v.codes_to_ids(codes[i].reshape(-1)), v.eoi])
+    assert rows["tokens"][i][np.flatnonzero(mask)[0]] == v.boi
+    np.testing.assert_allclose(rows["token_advantage"][i][mask], i)
+
+
 def test_answers_that_do_not_fit_are_not_packed():
   from unified_mm.rl.rollout import pack_answers
   slots = pack_answers([60, 50, 40, 30, 20], rows=2, seq_len=100)
@@ -292,3 +318,11 @@ def test_drawn_plans_are_scored(tmp_path_factory, pretrained):
   assert row["rollout/render_s"] > 0
   evals = next(r for r in rows if "eval/plans/image_correct" in r)  # the periodic benchmark
   assert {f"eval/plans/image_correct/{c}" for c in ("single", "counting")} <= set(evals)
+  # rl.answer=codes: the plain path's codes, drawn by the preview decoder and scored.
+  config = grpo_config(root / "ar", "--config.rl.render=True", "--config.train.steps=1",
+                       f"--config.data.image_tokenizer_dir={root / 'tokenizer'}",
+                       "--config.rl.answer=codes", "--config.rl.seq_len=160")
+  train_stage(config, root / "grpo_codes", devices=devices)
+  row = next(r for r in read_metrics_rows(root / "grpo_codes") if "train/image_correct" in r)
+  assert row["train/answer_tokens"] == 8 * 8 + 1  # a 64-px image in /8 codes, and EOI
+  assert row["train/plan_correct"] == 0.0 and row["rollout/render_s"] > 0

@@ -1,10 +1,12 @@
-"""A rollout: sample G plans per prompt with the policy, score them, and lay them out
-as training rows (prompt + answer, loss on the answer only) with the log-probs the
-GRPO loss needs.
+"""A rollout: sample G answers per prompt with the policy, score them, and lay them
+out as training rows (prompt + answer, loss on the answer only) with the log-probs
+the GRPO loss needs.
 
-Plans are sampled by `generate.pipeline.plan_layouts`, the sampler `umm generate`
-uses (KV cache, the plan's grammar mask, CFG), so what RL optimises is what
-generation draws.
+An answer is a plan (`rl.answer = "plan"`: BOL ... EOL) or the image codes of the
+plain path (`"codes"`: BOI ... EOI, no plan). Both are sampled by the samplers
+`umm generate` uses (`generate.pipeline.plan_layouts` with the plan's grammar
+mask, `plan_codes` with the image-span mask; KV cache, CFG), so what RL optimises
+is what generation draws.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from unified_mm.data.layout import parse_layout
 from unified_mm.data.shapes.spec import CATEGORIES
-from unified_mm.generate.pipeline import plan_layouts
+from unified_mm.generate.pipeline import plan_codes, plan_layouts
 from unified_mm.models.transformer.loader import ArStage
 from unified_mm.rl.grpo_loss import flat_groups, group_advantages
 from unified_mm.rl.rewards import Sample
@@ -39,6 +41,19 @@ def sample_plans(ar: ArStage, texts: list[str], rng, s: SamplingSettings) -> lis
   repeated = [t for t in texts for _ in range(s.group_size)]
   return plan_layouts(ar, repeated, rng, max_objects=s.max_objects, cfg_scale=s.plan_cfg,
                       temperature=s.temperature)
+
+
+def sample_codes(ar: ArStage, texts: list[str], rng, s: SamplingSettings, grid: int,
+                 cfg_scale: float) -> np.ndarray:
+  """[B * G, grid, grid] codes of the plain path (caption -> codes), a group consecutive."""
+  repeated = [t for t in texts for _ in range(s.group_size)]
+  return plan_codes(ar, repeated, rng, grid=grid, cfg_scale=cfg_scale, temperature=s.temperature)
+
+
+def code_answers(ar: ArStage, codes: np.ndarray) -> list[np.ndarray]:
+  """Per row of `codes`: its answer ids BOI ... EOI, as the plain document holds them."""
+  v = ar.vocab
+  return [np.array([v.boi, *v.codes_to_ids(c.reshape(-1)), v.eoi], np.int32) for c in codes]
 
 
 def parse_plans(ar: ArStage, plans: list[np.ndarray]) -> list:
@@ -66,7 +81,8 @@ def render_plans(drawer, texts: list[str], objects: list, group_size: int, rng) 
 
 def score_answers(ar: ArStage, prompts: list, plans: list[np.ndarray], objects: list,
                   images: np.ndarray | None, reward_fn, group_size: int) -> dict[str, np.ndarray]:
-  """Per row: the reward, its group advantage, plan and image all-correct, category."""
+  """Per row: the reward, its group advantage, plan and image all-correct, category.
+  Code answers have no plan: `objects` None each, and the image alone is scored."""
   rewards, plan_ok, image_ok, category = [], [], [], []
   for i, (ids, objs) in enumerate(zip(plans, objects)):
     text, spec, cat = prompts[i // group_size]
@@ -86,12 +102,13 @@ def score_answers(ar: ArStage, prompts: list, plans: list[np.ndarray], objects: 
 
 def answer_docs(ar: ArStage, texts: list[str], plans: list[np.ndarray],
                 group_size: int) -> list[tuple[np.ndarray, int]]:
-  """Per answer: its document `BOS prompt BOL plan... EOL` and the length of its prompt."""
+  """Per answer: its document `BOS prompt answer` (`BOL plan EOL` or `BOI codes EOI`)
+  and the length of its prompt."""
   v = ar.vocab
   docs = []
   for i, plan in enumerate(plans):
     prompt = np.concatenate([[v.bos], ar.text.encode(texts[i // group_size])]).astype(np.int32)
-    docs.append((np.concatenate([prompt, plan]).astype(np.int32), len(prompt)))  # plan starts with BOL
+    docs.append((np.concatenate([prompt, plan]).astype(np.int32), len(prompt)))  # from BOL / BOI
   return docs
 
 

@@ -1,9 +1,10 @@
-"""The `grpo` stage: post-training of the unified transformer's plans on a
+"""The `grpo` stage: post-training of the unified transformer's plans (or, with
+`rl.answer = "codes"`, of the image codes it writes without a plan) on a
 verifiable reward, as a task of the one trainer.
 
 Per step the trainer hands `rollout` the policy's current params: it draws
 `rl.prompts` prompts from the benchmark's grammar (seeds the benchmark never
-uses), samples `rl.group_size` plans for each with the sampler `umm generate`
+uses), samples `rl.group_size` answers for each with the sampler `umm generate`
 uses, scores them (`rl.reward`) and returns the rows the GRPO loss trains on,
 with the sampling policy's and the frozen reference's log-probs. Sampling keys
 are `fold_in(key(seed), step)` and the prompts a function of the step, so a
@@ -100,9 +101,13 @@ def _tokenizer_dir(source: str, given: str, saved: str) -> str:
                     f"there (nor {sibling}); pass the tokenizer's workdir")
 
 
+ANSWERS = ("plan", "codes")
+
+
 def load_drawer(config):
   """The run root's tokenizer and layout renderer (frozen, one local device): the
-  rollout draws every plan and the reward scores the drawing."""
+  rollout draws every plan (code answers: through the tokenizer's preview decoder)
+  and the reward scores the drawing."""
   from unified_mm.generate.stages import load_stages  # noqa: PLC0415
   root = str(config.rl.run_root) or str(pathlib.Path(str(config.ckpt.init_from)).absolute().parent)
   try:
@@ -110,7 +115,7 @@ def load_drawer(config):
   except Exception as e:  # noqa: BLE001 -- a missing or unreadable stage: name the key
     raise ConfigError(f"rl.run_root={root!r}: rl.render needs its tokenizer/ and renderer/ "
                       f"({str(e).splitlines()[0]})") from None
-  if drawer.renderer_reads_codes:
+  if drawer.renderer_reads_codes and str(config.rl.get("answer", "plan")) == "plan":
     raise ConfigError(f"rl.run_root={root!r}: its renderer reads image codes; rl.render draws "
                       "plans with a layout renderer (experiments/shapes.py:renderer_layout)")
   return drawer
@@ -146,6 +151,13 @@ class GRPOTask(TransformerTask):
     except ValueError as e:
       raise ConfigError(f"rl.category_weights / rl.prompt_seed: {e}") from None
     self.reward_fn = resolve_reward(str(rl.reward))
+    self.answer = str(rl.get("answer", "plan"))
+    if self.answer not in ANSWERS:
+      raise ConfigError(f"rl.answer={self.answer!r}: one of {ANSWERS}")
+    if self.answer == "codes" and not bool(rl.render):
+      raise ConfigError("rl.render=False: code answers are scored on their drawing "
+                        "(rl.answer='codes' needs rl.render)")
+    self.code_cfg = float(rl.get("code_cfg", 1.0))
     self.pack_rows = int(rl.get("pack_rows", 0))
     self.settings = ro.SamplingSettings(self.group, int(rl.max_objects), float(rl.temperature),
                                         float(rl.plan_cfg), int(rl.seq_len))
@@ -180,14 +192,22 @@ class GRPOTask(TransformerTask):
     ar = ArStage(policy, self.config, self.vocab, self.tokenizer)
     rng = jax.random.fold_in(jax.random.key(int(self.config.seed) ^ ROLLOUT_SALT), step)
     clock = _Clock(self.rows.seconds)
-    with clock("sample"):
-      plans = ro.sample_plans(ar, texts, rng, self.settings)
-      objects = ro.parse_plans(ar, plans)
     images = None
-    if self.drawer is not None:
+    if self.answer == "codes":
+      with clock("sample"):
+        codes = ro.sample_codes(ar, texts, rng, self.settings, self.drawer.frontend.code_grid,
+                                self.code_cfg)
+        plans, objects = ro.code_answers(ar, codes), [None] * len(codes)
       with clock("render"):
-        images = ro.render_plans(self.drawer, texts, objects, self.group,
-                                 jax.random.fold_in(rng, 1))
+        images = self.drawer.frontend.decode_codes(codes)
+    else:
+      with clock("sample"):
+        plans = ro.sample_plans(ar, texts, rng, self.settings)
+        objects = ro.parse_plans(ar, plans)
+      if self.drawer is not None:
+        with clock("render"):
+          images = ro.render_plans(self.drawer, texts, objects, self.group,
+                                   jax.random.fold_in(rng, 1))
     with clock("score"):
       scores = ro.score_answers(ar, prompts, plans, objects, images, self.reward_fn, self.group)
       docs = ro.answer_docs(ar, texts, plans, self.group)

@@ -59,9 +59,14 @@ def add_arguments(parser) -> None:
   parser.add_argument("--out", required=True, help="PNG file (or a directory with --prompt-file)")
   parser.add_argument("--num", type=positive_int, default=1, help="samples per prompt")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--cfg", type=float, default=3.0, help="transformer CFG scale (1: off)")
-  parser.add_argument("--temperature", type=float, default=1.0)
-  parser.add_argument("--top-k", type=int, default=0)
+  # The transformer's sampling defaults to its preset's `sample` (what `umm demo` and
+  # `umm eval` measure); these flags override it.
+  parser.add_argument("--cfg", type=float, default=None,
+                      help="transformer CFG scale on the codes (1: off)")
+  parser.add_argument("--temperature", type=float, default=None)
+  parser.add_argument("--top-k", type=int, default=None)
+  parser.add_argument("--plan-cfg", type=float, default=None, help="CFG scale of the plan")
+  parser.add_argument("--plan-temperature", type=float, default=None)
   parser.add_argument("--steps", type=positive_int, default=None, help="renderer ODE steps")
   parser.add_argument("--chunks", type=positive_int, default=None,
                       help="renderer stripes K (1: whole image)")
@@ -234,6 +239,13 @@ def run(args) -> int:
   for prompt, lines in notes.items():
     for line in lines:
       print(f"note: {quoted(prompt)}: {line}", file=sys.stderr)
+  ar_sample = dict(cfg_scale=3.0, temperature=1.0, top_k=0, plan_cfg=1.0, plan_temperature=1.0)
+  ar_sample.update(stages.ar.config.get("sample", {}))
+  for key, value in (("cfg_scale", args.cfg), ("temperature", args.temperature),
+                     ("top_k", args.top_k), ("plan_cfg", args.plan_cfg),
+                     ("plan_temperature", args.plan_temperature)):
+    if value is not None:
+      ar_sample[key] = value
   sample = dict(stages.renderer_task.config.sample) if stages.renderer_task else {}
   for key, value in (("steps", args.steps), ("chunks", args.chunks),
                      ("cfg_scale", args.render_cfg), ("method", args.method),
@@ -253,8 +265,11 @@ def run(args) -> int:
     rows = [p for p, _ in chunk] + [chunk[-1][0]] * (b - len(chunk))  # one compiled shape
     t0 = time.perf_counter()
     out = generate(
-        stages, rows, seed=args.seed + start, cfg_scale=args.cfg, temperature=args.temperature,
-        top_k=args.top_k, preview=args.preview, steps=int(sample.get("steps", 8)),
+        stages, rows, seed=args.seed + start, cfg_scale=float(ar_sample["cfg_scale"]),
+        temperature=float(ar_sample["temperature"]), top_k=int(ar_sample["top_k"]),
+        plan_cfg=float(ar_sample["plan_cfg"]),
+        plan_temperature=float(ar_sample["plan_temperature"]), preview=args.preview,
+        steps=int(sample.get("steps", 8)),
         chunks=int(sample.get("chunks", 1)), render_cfg=float(sample.get("cfg_scale", 1.0)),
         method=sample.get("method", "heun"), start=sample.get("start"),
         init_images=None if init is None else np.repeat(init, b, axis=0), planned=planned)
