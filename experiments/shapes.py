@@ -120,9 +120,13 @@ def ar_config():
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
   # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
   # CFG on the codes against `BOS BOI` (12: twice the plain path's score at 3,
-  # docs/quality.md), the plan sampled at its own temperature and CFG.
+  # docs/quality.md), the plan sampled at its own temperature and CFG, its boxes
+  # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins) and no
+  # smaller than its small objects (10 px): four-object scenes drawn whole 0.74 ->
+  # 0.84, six-object ones 0.00 -> 0.24 on the dev prompts (docs/quality.md).
   c.sample = ml_collections.ConfigDict(dict(cfg_scale=12.0, temperature=1.0, top_k=0,
-                                            plan_cfg=2.0, plan_temperature=0.5))
+                                            plan_cfg=2.0, plan_temperature=0.5, plan_gap=2,
+                                            plan_min_box=10))
   c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)
@@ -309,6 +313,10 @@ def ar_grpo_config():
       kl_coef=0.04,            # beta of the k3 KL to the reference (DeepSeekMath's value)
       temperature=1.0,         # sampling the policy as it is: the ratio's denominator
       plan_cfg=1.0,
+      # Rollouts plan without the box gap and smallest box generation uses (None: the
+      # ar run's sample.plan_gap / plan_min_box): trained with them, counting fell
+      # 0.94 -> 0.80 on the dev prompts, sampled with them only it keeps 0.94.
+      plan_gap=-1, plan_min_box=1,
       max_objects=6,           # the ar preset's largest scene
       seq_len=112,             # a row: prompt + plan <= 27 + 6 x 13 + 2 here
       pack_rows=32,            # the 72 answers (33-41 positions each) packed in 32 rows; 0: 72 rows

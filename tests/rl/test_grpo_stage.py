@@ -87,6 +87,21 @@ def test_model_and_data_come_from_the_pretrained_run(pretrained):
   assert config.data.layout_bins == 64
 
 
+def test_plan_grammar_is_rls_or_else_the_pretrained_runs(pretrained):
+  """Rollouts plan with rl.plan_gap / rl.plan_min_box (the preset: no gap, as
+  measured), or, set to None, with the ar run's `sample` (generation's)."""
+  from unified_mm.rl.task import make_task
+  saved = load_config(SHAPES + ":ar").sample
+  assert saved.plan_gap >= 0  # generation keeps boxes apart; the rollouts may not
+  task = make_task(grpo_config(pretrained / "ar"))
+  assert (task.settings.plan_gap, task.settings.plan_min_box) == (-1, 1)
+  config = grpo_config(pretrained / "ar")
+  config.rl.plan_gap, config.rl.plan_min_box = None, None
+  task = make_task(config)
+  assert (task.settings.plan_gap, task.settings.plan_min_box) == (saved.plan_gap,
+                                                                  saved.plan_min_box)
+
+
 @pytest.fixture(scope="module")
 def policy(pretrained):
   """(task, model_def, params): the grpo task on one device, params of the ar run."""

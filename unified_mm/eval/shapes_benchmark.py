@@ -42,7 +42,8 @@ def _padded(items: list, batch: int) -> list:
 
 
 # Sampling keys a sweep setting may hold: the transformer's, then the renderer's.
-AR_KEYS = ("cfg_scale", "temperature", "top_k", "plan_cfg", "plan_temperature", "max_objects")
+AR_KEYS = ("cfg_scale", "temperature", "top_k", "plan_cfg", "plan_temperature", "plan_gap",
+           "plan_min_box", "max_objects")
 RENDER_KEYS = ("steps", "chunks", "render_cfg", "method", "start")
 
 

@@ -64,9 +64,11 @@ def _sample_image(ar: ArStage, prompts: list[np.ndarray], uncond: list[np.ndarra
 
 
 def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX_OBJECTS,
-                 cfg_scale: float = 1.0, temperature: float = 1.0, top_k: int = 0
-                 ) -> list[np.ndarray]:
-  """The written plan of each prompt: ids BOL ... EOL (always well-formed)."""
+                 cfg_scale: float = 1.0, temperature: float = 1.0, top_k: int = 0,
+                 gap: int = -1, min_box: int = 1) -> list[np.ndarray]:
+  """The written plan of each prompt: ids BOL ... EOL (always well-formed; with
+  `gap` >= 0 its boxes keep that many free bins between them and are at least
+  `min_box` bins a side)."""
   from unified_mm.models.transformer.layout_constraint import layout_constraint  # noqa: PLC0415
   from unified_mm.models.transformer.sampling import sample  # noqa: PLC0415
   v = ar.vocab
@@ -81,7 +83,8 @@ def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX
   steps = max_objects * (MAX_LABEL_TOKENS + 5) + 1
   with ar.placed():
     out = np.asarray(sample(ar.model, tokens, steps, rng, temperature=temperature, top_k=top_k,
-                            constraint=layout_constraint(v, max_objects=max_objects),
+                            constraint=layout_constraint(v, max_objects=max_objects, gap=gap,
+                                                         min_box=min_box),
                             prompt_mask=mask, pad_id=v.pad, stop_id=v.eol, **guided))
   plans = []
   for row in out:
@@ -166,6 +169,7 @@ def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: fl
              steps: int = 8, chunks: int = 1, render_cfg: float = 1.0, method: str = "heun",
              start: float | None = None, init_images: np.ndarray | None = None,
              planned: bool = False, plan_cfg: float = 1.0, plan_temperature: float = 1.0,
+             plan_gap: int = -1, plan_min_box: int = 1,
              max_objects: int = MAX_OBJECTS) -> Generated:
   """Images for prompts (or edit instructions when `init_images` [B, H, W, 3] are
   given). `planned`: the transformer writes its plan first, then draws; the
@@ -183,7 +187,8 @@ def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: fl
     if planned:
       from unified_mm.data.layout import parse_layout  # noqa: PLC0415
       plan_ids = plan_layouts(stages.ar, prompts, plan_rng, max_objects=max_objects,
-                              cfg_scale=plan_cfg, temperature=plan_temperature, top_k=top_k)
+                              cfg_scale=plan_cfg, temperature=plan_temperature, top_k=top_k,
+                              gap=plan_gap, min_box=plan_min_box)
       plans = [parse_layout(stages.ar.vocab, stages.ar.text, ids) for ids in plan_ids]
     codes = plan_codes(stages.ar, prompts, code_rng, grid=grid, cfg_scale=cfg_scale,
                        temperature=temperature, top_k=top_k, plans=plan_ids)

@@ -34,13 +34,16 @@ class SamplingSettings:
   temperature: float
   plan_cfg: float
   seq_len: int
+  plan_gap: int = -1  # free bins between planned boxes (-1: they may overlap)
+  plan_min_box: int = 1  # with a gap: the smallest box side, in bins
 
 
 def sample_plans(ar: ArStage, texts: list[str], rng, s: SamplingSettings) -> list[np.ndarray]:
   """G plans (ids BOL ... EOL) per prompt, a prompt's group consecutive."""
   repeated = [t for t in texts for _ in range(s.group_size)]
   return plan_layouts(ar, repeated, rng, max_objects=s.max_objects, cfg_scale=s.plan_cfg,
-                      temperature=s.temperature)
+                      temperature=s.temperature, gap=s.plan_gap,
+                      min_box=s.plan_min_box)
 
 
 def sample_codes(ar: ArStage, texts: list[str], rng, s: SamplingSettings, grid: int,

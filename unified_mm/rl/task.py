@@ -159,8 +159,13 @@ class GRPOTask(TransformerTask):
                         "(rl.answer='codes' needs rl.render)")
     self.code_cfg = float(rl.get("code_cfg", 1.0))
     self.pack_rows = int(rl.get("pack_rows", 0))
+    # The rollouts' box gap and smallest box: the ar run's `sample` (generation's)
+    # unless rl names them.
+    grammar = {k: config.sample.get(k, d) if rl.get(k) is None else rl.get(k)
+               for k, d in (("plan_gap", -1), ("plan_min_box", 1))}
     self.settings = ro.SamplingSettings(self.group, int(rl.max_objects), float(rl.temperature),
-                                        float(rl.plan_cfg), int(rl.seq_len))
+                                        float(rl.plan_cfg), int(rl.seq_len),
+                                        int(grammar["plan_gap"]), int(grammar["plan_min_box"]))
     self.clip_eps, self.kl_coef = float(rl.clip_eps), float(rl.kl_coef)
     self._logprobs = ro.logprob_fn()
     self.drawer = load_drawer(config) if bool(rl.render) else None
@@ -292,6 +297,8 @@ class GRPOTask(TransformerTask):
                           max_objects=int(self.config.rl.max_objects),
                           plan_cfg=float(sample.get("plan_cfg", 1.0)),
                           temperature=float(sample.get("plan_temperature", 1.0)),
+                          gap=int(sample.get("plan_gap", -1)),
+                          min_box=int(sample.get("plan_min_box", 1)),
                           drawer=self.drawer)]
 
 

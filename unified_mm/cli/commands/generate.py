@@ -67,6 +67,10 @@ def add_arguments(parser) -> None:
   parser.add_argument("--top-k", type=int, default=None)
   parser.add_argument("--plan-cfg", type=float, default=None, help="CFG scale of the plan")
   parser.add_argument("--plan-temperature", type=float, default=None)
+  parser.add_argument("--plan-gap", type=int, default=None,
+                      help="free bins kept between planned boxes (-1: boxes may overlap)")
+  parser.add_argument("--plan-min-box", type=int, default=None,
+                      help="with a plan gap: the smallest planned box side, in bins")
   parser.add_argument("--steps", type=positive_int, default=None, help="renderer ODE steps")
   parser.add_argument("--chunks", type=positive_int, default=None,
                       help="renderer stripes K (1: whole image)")
@@ -239,11 +243,13 @@ def run(args) -> int:
   for prompt, lines in notes.items():
     for line in lines:
       print(f"note: {quoted(prompt)}: {line}", file=sys.stderr)
-  ar_sample = dict(cfg_scale=3.0, temperature=1.0, top_k=0, plan_cfg=1.0, plan_temperature=1.0)
+  ar_sample = dict(cfg_scale=3.0, temperature=1.0, top_k=0, plan_cfg=1.0, plan_temperature=1.0,
+                   plan_gap=-1, plan_min_box=1)
   ar_sample.update(stages.ar.config.get("sample", {}))
   for key, value in (("cfg_scale", args.cfg), ("temperature", args.temperature),
                      ("top_k", args.top_k), ("plan_cfg", args.plan_cfg),
-                     ("plan_temperature", args.plan_temperature)):
+                     ("plan_temperature", args.plan_temperature), ("plan_gap", args.plan_gap),
+                     ("plan_min_box", args.plan_min_box)):
     if value is not None:
       ar_sample[key] = value
   sample = dict(stages.renderer_task.config.sample) if stages.renderer_task else {}
@@ -268,7 +274,9 @@ def run(args) -> int:
         stages, rows, seed=args.seed + start, cfg_scale=float(ar_sample["cfg_scale"]),
         temperature=float(ar_sample["temperature"]), top_k=int(ar_sample["top_k"]),
         plan_cfg=float(ar_sample["plan_cfg"]),
-        plan_temperature=float(ar_sample["plan_temperature"]), preview=args.preview,
+        plan_temperature=float(ar_sample["plan_temperature"]),
+        plan_gap=int(ar_sample["plan_gap"]), plan_min_box=int(ar_sample["plan_min_box"]),
+        preview=args.preview,
         steps=int(sample.get("steps", 8)),
         chunks=int(sample.get("chunks", 1)), render_cfg=float(sample.get("cfg_scale", 1.0)),
         method=sample.get("method", "heun"), start=sample.get("start"),

@@ -10,8 +10,20 @@ EOL only EOL (the row is done, the caller cuts at the first EOL). The same
 frozen dataclass protocol as `sampling.ImageSpanConstraint` (init / allowed /
 update), so `sample(..., constraint=LayoutConstraint(...))` compiles it in.
 
-State per row (all int32 [B]): phase, label length so far, objects so far, and
-the current box's x0 and y0 bins.
+With `gap` >= 0 the boxes of one plan may not overlap and keep `gap` free bins
+between them, as in a world whose objects never touch (the shapes world keeps
+2 px): a plan of overlapping boxes names objects no image of that world can
+show, and the drawer smears them into each other. Every box is then at least
+`min_box` bins a side, and the corners are masked in order against the boxes
+already written: (x0, y0) to a free `min_box` square's corner, x1 so the box's
+top `min_box` rows stay free, y1 so the whole box does. A box can always shrink
+to its free square, so no row is left without an allowed token, and a plan
+stops (EOL) once no square is free. Grounded real data overlaps (a person on a
+horse): `gap` = -1 there, the default.
+
+State per row: phase, label length so far, objects so far, the current box's
+x0, y0 and x1 bins (int32 [B]) and, with a gap, the bins taken so far (bool
+[B, x, y], each box grown by `gap`).
 """
 
 from __future__ import annotations
@@ -35,31 +47,72 @@ class LayoutConstraint:
   max_label: int = 8
   min_objects: int = 1
   max_objects: int = 20
+  gap: int = -1  # free bins kept between boxes; -1: boxes may overlap
+  min_box: int = 1  # with a gap: the smallest box side, in bins
 
   def init(self, prompt: jax.Array, prompt_mask: jax.Array):
     del prompt_mask  # the prompt ends with BOL: every row starts a layout
     z = jnp.zeros((prompt.shape[0],), jnp.int32)
-    return (z + _OBJECT, z, z, z, z)
+    taken = jnp.zeros((prompt.shape[0], self.bins, self.bins) if self.gap >= 0 else
+                      (prompt.shape[0], 0, 0), bool)
+    return (z + _OBJECT, z, z, z, z, z, taken)
+
+  def _free_bins(self, state) -> tuple[jax.Array, ...]:
+    """[B, bins] bool each: where x0, y0, x1 and y1 may go without touching a
+    written box (all True without a gap)."""
+    _, _, _, x0, y0, x1, taken = state
+    bins, m = jnp.arange(self.bins)[None], self.min_box
+    if self.gap < 0:
+      every = jnp.ones((x0.shape[0], self.bins), bool)
+      return every, every, every, every
+    square = self._free_squares(taken)  # [B, x, y]: an m x m box fits with this corner
+    first_free = lambda blocked: jnp.cumsum(blocked, axis=1) == 0  # free up to the first block
+    x0_ok = jnp.any(square, axis=2)
+    y0_ok = jnp.take_along_axis(square, x0[:, None, None], axis=1)[:, 0]
+    top = (bins >= y0[:, None]) & (bins < (y0 + m)[:, None])  # [B, y]: the box's top m rows
+    x1_ok = first_free(jnp.any(taken & top[:, None], axis=2) & (bins >= x0[:, None]))
+    x1_ok &= bins >= (x0 + m - 1)[:, None]
+    in_box = (bins >= x0[:, None]) & (bins <= x1[:, None])  # [B, x]
+    y1_ok = first_free(jnp.any(taken & in_box[:, :, None], axis=1) & (bins >= y0[:, None]))
+    y1_ok &= bins >= (y0 + m - 1)[:, None]
+    return x0_ok, y0_ok, x1_ok, y1_ok
+
+  def _free_squares(self, taken: jax.Array) -> jax.Array:
+    """[B, x, y] bool: the min_box square with its corner at (x, y) is inside the
+    image and holds no taken bin (2-D prefix sums)."""
+    m, n = self.min_box, self.bins
+    s = jnp.pad(jnp.cumsum(jnp.cumsum(taken.astype(jnp.int32), 1), 2), ((0, 0), (1, 0), (1, 0)))
+    fit = n - m + 1
+    window = (s[:, m:m + fit, m:m + fit] - s[:, :fit, m:m + fit] - s[:, m:m + fit, :fit]
+              + s[:, :fit, :fit])
+    return jnp.pad(window == 0, ((0, 0), (0, n - fit), (0, n - fit)))
 
   def allowed(self, state, vocab_size: int) -> jax.Array:  # [B, V] bool
-    phase, label_len, objects, x0, y0 = (s[:, None] for s in state)
+    phase, label_len, objects, x0, y0, _, _ = (s[:, None] if s.ndim == 1 else s for s in state)
+    x0_ok, y0_ok, x1_ok, y1_ok = self._free_bins(state)
     ids = jnp.arange(vocab_size)[None]
     is_text = ids < self.text_size
     coord = ids - self.coord_offset
     is_coord = (coord >= 0) & (coord < self.bins)
+    at = lambda ok: is_coord & ok[:, jnp.clip(coord[0], 0, self.bins - 1)]  # [B, V]
     can_end = objects >= self.min_objects
-    can_start = objects < self.max_objects
+    can_start = (objects < self.max_objects) & jnp.any(x0_ok, axis=1, keepdims=True)
     return jnp.select(
-        [phase == _OBJECT, phase == _LABEL, (phase == _X0) | (phase == _Y0),
+        [phase == _OBJECT, phase == _LABEL, phase == _X0, phase == _Y0,
          phase == _X1, phase == _Y1],
-        [(is_text & can_start) | ((ids == self.eol) & can_end),
+        [(is_text & can_start) | ((ids == self.eol) & (can_end | ~can_start)),
          (is_text & (label_len < self.max_label)) | (ids == self.box),
-         is_coord, is_coord & (coord >= x0), is_coord & (coord >= y0)],
+         at(x0_ok), at(y0_ok), at(x1_ok) & (coord >= x0), at(y1_ok) & (coord >= y0)],
         ids == self.eol)
 
   def update(self, state, token: jax.Array):
-    phase, label_len, objects, x0, y0 = state
+    phase, label_len, objects, x0, y0, x1, taken = state
     coord = token - self.coord_offset
+    if self.gap >= 0:  # a finished box takes its bins, grown by the gap
+      bins, g = jnp.arange(self.bins)[None], self.gap
+      xs = (bins >= (x0 - g)[:, None]) & (bins <= (x1 + g)[:, None])
+      ys = (bins >= (y0 - g)[:, None]) & (bins <= (coord + g)[:, None])
+      taken = taken | ((phase == _Y1)[:, None, None] & xs[:, :, None] & ys[:, None, :])
     new_phase = jnp.select(
         [phase == _DONE, token == self.eol, phase == _OBJECT, phase == _LABEL,
          phase == _Y1],
@@ -69,12 +122,14 @@ class LayoutConstraint:
     objects = (objects + (phase == _Y1)).astype(jnp.int32)
     x0 = jnp.where(phase == _X0, coord, x0).astype(jnp.int32)
     y0 = jnp.where(phase == _Y0, coord, y0).astype(jnp.int32)
-    return new_phase, label_len, objects, x0, y0
+    x1 = jnp.where(phase == _X1, coord, x1).astype(jnp.int32)
+    return new_phase, label_len, objects, x0, y0, x1, taken
 
 
-def layout_constraint(vocab, *, max_objects: int = 20, min_objects: int = 1) -> LayoutConstraint:
+def layout_constraint(vocab, *, max_objects: int = 20, min_objects: int = 1,
+                      gap: int = -1, min_box: int = 1) -> LayoutConstraint:
   from unified_mm.data.layout import MAX_LABEL_TOKENS  # noqa: PLC0415
   return LayoutConstraint(text_size=vocab.text_size, box=vocab.box, eol=vocab.eol,
                           coord_offset=vocab.coord_offset, bins=vocab.layout_bins,
                           max_label=MAX_LABEL_TOKENS, min_objects=min_objects,
-                          max_objects=max_objects)
+                          max_objects=max_objects, gap=int(gap), min_box=int(min_box))
