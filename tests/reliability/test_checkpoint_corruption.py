@@ -39,41 +39,58 @@ def _params(state):
 def straight(tmp_path_factory):
   config = _config()
   workdir = tmp_path_factory.mktemp("straight") / "w"
-  state = train_and_evaluate(config, workdir, task=ToyTask(config))
-  return config, workdir, _params(state)
+  params = _params(train_and_evaluate(config, workdir, task=ToyTask(config)))
+  return config, workdir, params, _chunk_file(config, workdir, params,
+                                              tmp_path_factory.mktemp("probe"))
 
 
-def _chunk_file(step_dir):
-  """The largest data file of the params: compressed chunks of the kernels."""
-  return max((step_dir / "params").glob("ocdbt.process_*/d/*"), key=lambda p: p.stat().st_size)
+def _chunk_file(config, workdir, params, scratch):
+  """Step 12's params data file (relative to the step) whose middle byte a restore
+  reads: compressed chunks of the kernels. Orbax's writers split the chunks over
+  several files, and which one is largest changes from run to run (one CI run
+  wrote a largest file whose middle no restore reads), so the file is found by
+  flipping a byte in each, largest first, and restoring without checks."""
+  step_dir = checkpoint_dir(workdir) / "12"
+  for path in sorted(step_dir.glob("params/ocdbt.process_*/d/*"), key=lambda p: -p.stat().st_size):
+    chunk = path.relative_to(step_dir)
+    probe = scratch / path.name / "w"
+    shutil.copytree(workdir, probe)
+    _flip_byte(checkpoint_dir(probe) / "12", chunk)
+    try:
+      got, _ = _restore_without_checks(probe, config, 12)
+    except Exception:  # noqa: BLE001 -- a file Orbax checks: not the silent case
+      continue
+    if any(not np.array_equal(got[k], params[k]) for k in got):
+      return chunk
+  raise AssertionError("no params data file of step 12 changes the restore when a byte flips")
 
 
-def _flip_byte(step_dir):
-  path = _chunk_file(step_dir)
+def _flip_byte(step_dir, chunk):
+  path = step_dir / chunk
   data = bytearray(path.read_bytes())
   data[len(data) // 2] ^= 0x10
   path.write_bytes(bytes(data))
 
 
-def _truncate(step_dir):
-  path = _chunk_file(step_dir)
+def _truncate(step_dir, chunk):
+  path = step_dir / chunk
   with open(path, "r+b") as f:
     f.truncate(path.stat().st_size // 2)
 
 
-def _delete_shard(step_dir):
-  _chunk_file(step_dir).unlink()
+def _delete_shard(step_dir, chunk):
+  (step_dir / chunk).unlink()
 
 
-def _delete_metadata(step_dir):
+def _delete_metadata(step_dir, chunk):
   (step_dir / "params" / "_METADATA").unlink()
 
 
-def _delete_manifest(step_dir):
+def _delete_manifest(step_dir, chunk):
   (step_dir / "params" / "manifest.ocdbt").unlink()
 
 
-def _edit_data_state(step_dir):
+def _edit_data_state(step_dir, chunk):
   path = step_dir / "data" / "metadata"
   state = json.loads(path.read_text())
   path.write_text(json.dumps({**state, "served": state["served"] - 1}))
@@ -87,10 +104,10 @@ DAMAGE = {"flipped_byte": _flip_byte, "truncated": _truncate, "deleted_shard": _
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_damaged_step_is_named_set_aside_and_the_last_good_one_used(straight, tmp_path, caplog,
                                                                     damage):
-  config, workdir_a, params_a = straight
+  config, workdir_a, params_a, chunk = straight
   workdir = tmp_path / "w"
   shutil.copytree(workdir_a, workdir)
-  DAMAGE[damage](checkpoint_dir(workdir) / "12")
+  DAMAGE[damage](checkpoint_dir(workdir) / "12", chunk)
   caplog.set_level(logging.INFO, "unified_mm.train")
   state = train_and_evaluate(config, workdir, task=ToyTask(config))
   assert "checkpoint step 12 is unreadable" in caplog.text
@@ -117,10 +134,10 @@ def _restore_without_checks(workdir, config, step):
 @pytest.mark.parametrize("damage", ["flipped_byte", "deleted_metadata", "edited_data_state"])
 def test_orbax_alone_reads_these_damages_without_error(straight, tmp_path, damage):
   """Why the checksums exist: without them these checkpoints restore silently."""
-  config, workdir_a, params_a = straight
+  config, workdir_a, params_a, chunk = straight
   workdir = tmp_path / "w"
   shutil.copytree(workdir_a, workdir)
-  DAMAGE[damage](checkpoint_dir(workdir) / "12")
+  DAMAGE[damage](checkpoint_dir(workdir) / "12", chunk)
   params, data = _restore_without_checks(workdir, config, 12)
   if damage == "flipped_byte":
     assert any(not np.array_equal(params[k], params_a[k]) for k in params)
