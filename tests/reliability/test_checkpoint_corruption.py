@@ -50,16 +50,18 @@ def _chunk_file(config, workdir, params, scratch):
   several files, and which one is largest changes from run to run (one CI run
   wrote a largest file whose middle no restore reads), so the file is found by
   flipping a byte in each, largest first, and restoring without checks."""
-  step_dir = checkpoint_dir(workdir) / "12"
+  probe = scratch / "w"
+  shutil.copytree(workdir, probe)
+  step_dir = checkpoint_dir(probe) / "12"
   for path in sorted(step_dir.glob("params/ocdbt.process_*/d/*"), key=lambda p: -p.stat().st_size):
     chunk = path.relative_to(step_dir)
-    probe = scratch / path.name / "w"
-    shutil.copytree(workdir, probe)
-    _flip_byte(checkpoint_dir(probe) / "12", chunk)
+    _flip_byte(step_dir, chunk)
     try:
       got, _ = _restore_without_checks(probe, config, 12)
     except Exception:  # noqa: BLE001 -- a file Orbax checks: not the silent case
-      continue
+      got = params
+    finally:
+      _flip_byte(step_dir, chunk)  # flipped back: the probe is whole again
     if any(not np.array_equal(got[k], params[k]) for k in got):
       return chunk
   raise AssertionError("no params data file of step 12 changes the restore when a byte flips")

@@ -17,6 +17,7 @@ draws an object only as well as the object cells are learned
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -35,6 +36,13 @@ def background_cells(images: np.ndarray, grid: tuple[int, int],
   return plain.reshape(n, gh, h // gh, gw, w // gw).all(axis=(2, 4))
 
 
+@functools.partial(jax.jit, static_argnames=("start", "stop"))
+def _code_logprobs(model, tokens, positions, segment_ids, *, start: int, stop: int):
+  """log p over the code ids [start, stop) at every position: [B, L, stop - start]."""
+  logits = model(tokens, positions, segment_ids)[..., start:stop]
+  return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+
+
 def code_losses(model, vocab, texts: Sequence[np.ndarray], codes: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
   """Teacher-forced loss and top-1 hit of each code: texts (id arrays), codes [N, g, g]
@@ -50,9 +58,8 @@ def code_losses(model, vocab, texts: Sequence[np.ndarray], codes: np.ndarray
   for i, r in enumerate(rows):
     tokens[i, :len(r)], segments[i, :len(r)] = r, 1  # padding after: never attended
   positions = np.broadcast_to(np.arange(length, dtype=np.int32), tokens.shape)
-  logits = jax.jit(lambda m, t, p, s: m(t, p, s)[..., start:stop])(
-      model, jnp.asarray(tokens), jnp.asarray(positions), jnp.asarray(segments))
-  logp = np.asarray(jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1))
+  logp = np.asarray(_code_logprobs(model, jnp.asarray(tokens), jnp.asarray(positions),
+                                   jnp.asarray(segments), start=start, stop=stop))
   # The code at BOI + 1 + k is predicted at BOI + k.
   boi = np.array([len(t) + 1 for t in texts])
   at = boi[:, None] + np.arange(hw)[None]
@@ -80,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
   """Prints the transformer's loss on background and object cells of held-out scenes."""
   import argparse  # noqa: PLC0415
   import json  # noqa: PLC0415
+  import pathlib  # noqa: PLC0415
 
   from unified_mm.data.shapes import captions  # noqa: PLC0415
   from unified_mm.data.shapes.render import render  # noqa: PLC0415
-  from unified_mm.data.shapes.scene import scene_for_index  # noqa: PLC0415
-  from unified_mm.generate.stages import load_stages  # noqa: PLC0415
+  from unified_mm.eval.caption_eval import held_out_scenes  # noqa: PLC0415
+  from unified_mm.generate.stages import transformer_dir  # noqa: PLC0415
+  from unified_mm.models.image_tokenizer.codes import TokenizerCodes  # noqa: PLC0415
+  from unified_mm.models.transformer.loader import load_ar  # noqa: PLC0415
   parser = argparse.ArgumentParser(description=main.__doc__)
   parser.add_argument("--workdir", required=True, help="run root holding tokenizer/ and ar/")
   parser.add_argument("--scenes", type=int, default=100)
@@ -92,22 +102,22 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--max-objects", type=int, default=4)
   parser.add_argument("--batch", type=int, default=50)
   args = parser.parse_args(argv)
-  stages = load_stages(args.workdir, need_renderer=False)
-  scenes = [scene_for_index(args.seed, i, min_objects=1, max_objects=args.max_objects)
-            for i in range(args.scenes)]
+  # The codes the `ar` stage trained on: its data pipeline's codes_fn.
+  codes_fn = TokenizerCodes(pathlib.Path(args.workdir) / "tokenizer")
+  ar = load_ar(transformer_dir(args.workdir), codes_fn.codebook_size)
+  scenes = held_out_scenes(args.seed, args.scenes, args.max_objects)
   images = np.stack([render(s) for s in scenes])
-  codes = np.concatenate([np.asarray(stages.frontend.encode(images[i:i + args.batch])[1])
-                          for i in range(0, len(images), args.batch)])
-  texts = [stages.ar.text.encode(captions.caption(s, np.random.default_rng([args.seed, i]),
-                                                  style="full"))
+  codes = codes_fn(images)
+  texts = [ar.text.encode(captions.caption(s, np.random.default_rng([args.seed, i]),
+                                           style="full"))
            for i, s in enumerate(scenes)]
-  parts = [code_losses(stages.ar.model, stages.ar.vocab, texts[i:i + args.batch],
-                       codes[i:i + args.batch]) for i in range(0, len(scenes), args.batch)]
+  parts = [code_losses(ar.model, ar.vocab, texts[i:i + args.batch], codes[i:i + args.batch])
+           for i in range(0, len(scenes), args.batch)]
   nll, hit = (np.concatenate(p) for p in zip(*parts))
   report = cell_report(nll, hit, codes,
                        background_cells(images, codes.shape[1:], scenes[0].background))
   print(json.dumps({"workdir": args.workdir, "scenes": len(scenes), "codebook":
-                    stages.ar.vocab.image_codes, **report}))
+                    ar.vocab.image_codes, **report}))
   return 0
 
 
