@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +41,7 @@ from unified_mm.config.loading import ConfigError
 from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
 from unified_mm.models.image_tokenizer.layers import as_signed_unit
+from unified_mm.tasks.image_task import ImageTask
 from unified_mm.tasks.tokenizer import (IMAGE_AXES, pixel_weights, psnr_from_mse, saturated_error,
                                         weighted_pixel_loss)
 
@@ -82,11 +82,11 @@ def decoder_loss(model: TokenizerAutoencoder, latents: jax.Array, images: jax.Ar
                 "latent_psnr": psnr_from_mse(jnp.square(err).mean())}
 
 
-class LatentDecoderTask:
+class LatentDecoderTask(ImageTask):
   name = "latent_decoder"
 
   def __init__(self, config, make_evaluators=None):
-    self.config = config
+    super().__init__(config, make_evaluators)
     for key, value in (("data.renderer_dir", config.data.get("renderer_dir", "")),
                        ("ckpt.init_from", config.ckpt.init_from)):
       if not value:
@@ -98,12 +98,6 @@ class LatentDecoderTask:
     self.loss_weights = {k: float(config.loss[k]) for k in ("l1_weight", "mse_weight")}
     for k in ("edge_weight", "tip_weight"):
       self.loss_weights[k] = float(config.loss.get(k, 0.0))
-    self.workdir: pathlib.Path | None = None
-    self.make_evaluators = make_evaluators
-    self._evaluators = None
-
-  def bind_workdir(self, workdir) -> None:
-    self.workdir = pathlib.Path(workdir)
 
   @functools.cached_property
   def renderer(self):
@@ -187,13 +181,6 @@ class LatentDecoderTask:
     latents, images = self._pool()
     return RenderedLatentPool(latents, images, int(self.config.data.seed), process_index,
                               process_count, local_batch_size)
-
-  def evaluators(self):
-    """Those handed in (`make_evaluators(self)`: held-out scenes sampled by the
-    renderer once; each eval only decodes them), built once."""
-    if self._evaluators is None:
-      self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
-    return self._evaluators
 
   def tokens_in(self, batch) -> int:
     return int(np.prod(np.shape(batch["image"])[:3]))  # pixels

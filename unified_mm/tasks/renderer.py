@@ -32,7 +32,6 @@ mesh and rules (config.mesh / config.rules), independent of the other stages.
 from __future__ import annotations
 
 import functools
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +48,7 @@ from unified_mm.models.renderer.latents import load_frontend
 from unified_mm.models.renderer.model import Renderer
 from unified_mm.tasks.image_data import (RendererRows, is_real, real_image_iterator,
                                          record_to_image, renderer_pretokenised)
+from unified_mm.tasks.image_task import ImageTask
 from unified_mm.tasks.tokenizer import render_scenes
 
 
@@ -142,19 +142,13 @@ class RendererData(StepIndexedIterator):
     return batch
 
 
-class RendererTask:
+class RendererTask(ImageTask):
   name = "renderer"
 
   def __init__(self, config, make_evaluators=None):
-    self.config = config
+    super().__init__(config, make_evaluators)
     if config.model.text_source == "ar" and not config.data.get("ar_dir"):
       raise ConfigError("model.text_source='ar' reads the frozen AR transformer: set data.ar_dir")
-    self.workdir: pathlib.Path | None = None
-    self.make_evaluators = make_evaluators
-    self._evaluators = None
-
-  def bind_workdir(self, workdir) -> None:
-    self.workdir = pathlib.Path(workdir)
 
   @functools.cached_property
   def frontend(self):
@@ -285,16 +279,9 @@ class RendererTask:
                                  local_batch_size=local_batch_size)
     return RendererData(self, process_index, process_count, local_batch_size)
 
-  def evaluators(self):
-    """Those handed in (`make_evaluators(self)`: held-out rendering), built once.
-    On a real source: held-out flow loss and a sample grid of its held-out records."""
-    if self._evaluators is None and is_real(self.config.data):
-      self._evaluators = self._real_evaluators()
-    if self._evaluators is None:
-      self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
-    return self._evaluators
-
   def _real_evaluators(self) -> list:
+    """Held-out flow loss and a sample grid of the source's held-out records
+    (on the shapes world the experiment's `make_evaluators`: held-out rendering)."""
     from unified_mm.data.image_records import held_out_rows, image_source  # noqa: PLC0415
     from unified_mm.tasks.held_out import HeldOutLoss  # noqa: PLC0415
     from unified_mm.tasks.real_evaluators import RendererSamples  # noqa: PLC0415

@@ -26,7 +26,6 @@ on this world, L1 alone learns the code path far more slowly.
 
 from __future__ import annotations
 
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +39,7 @@ from unified_mm.data.shapes.scene import scene_for_index
 from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
 from unified_mm.models.image_tokenizer.layers import as_signed_unit
 from unified_mm.tasks.image_data import is_real, real_image_iterator, record_to_image
+from unified_mm.tasks.image_task import ImageTask
 
 IMAGE_AXES = ("batch", "height", "width", "channels")
 
@@ -136,11 +136,11 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
   return loss, metrics
 
 
-class TokenizerTask:
+class TokenizerTask(ImageTask):
   name = "tokenizer"
 
   def __init__(self, config, make_evaluators=None):
-    self.config = config
+    super().__init__(config, make_evaluators)
     self.loss_weights = {k: float(config.loss[k]) for k in (
         "l1_weight", "mse_weight", "code_weight", "latent_reg_weight", "edge_weight")}
     self.loss_weights["tip_weight"] = float(config.loss.get("tip_weight", 0.0))
@@ -151,13 +151,6 @@ class TokenizerTask:
       # Zero gradients leave Adam's update at exactly zero; weight decay would not.
       raise ConfigError("loss.freeze_encoder=True needs optim.weight_decay=0 "
                         f"(got {config.optim.weight_decay}): decay would move the frozen encoder")
-    self.workdir: pathlib.Path | None = None
-    self.make_evaluators = make_evaluators
-    self._evaluators = None
-
-  def bind_workdir(self, workdir) -> None:
-    """Where evaluators write their image grids and the latent statistics."""
-    self.workdir = pathlib.Path(workdir)
 
   def build_model(self, rngs: nnx.Rngs) -> TokenizerAutoencoder:
     return TokenizerAutoencoder(**self.config.model, rngs=rngs)
@@ -176,17 +169,9 @@ class TokenizerTask:
                                  process_count=process_count, local_batch_size=local_batch_size)
     return ShapesImageIterator(data, process_index, process_count, local_batch_size)
 
-  def evaluators(self):
-    """Those handed in (`make_evaluators(self)`: held-out reconstruction), built
-    once (rendering 500 held-out scenes), then reused at every eval. On a real
-    source: reconstruction and code usage on its held-out records instead."""
-    if self._evaluators is None and is_real(self.config.data):
-      self._evaluators = self._real_evaluators()
-    if self._evaluators is None:
-      self._evaluators = list(self.make_evaluators(self)) if self.make_evaluators else []
-    return self._evaluators
-
   def _real_evaluators(self) -> list:
+    """Reconstruction and code usage on the source's held-out records (on the
+    shapes world the experiment's `make_evaluators`: 500 held-out scenes)."""
     from unified_mm.data.image_records import held_out_rows, image_source  # noqa: PLC0415
     from unified_mm.tasks.real_evaluators import TokenizerHeldOut  # noqa: PLC0415
     data, e = self.config.data, self.config.get("eval", {})
