@@ -4,7 +4,8 @@ touches.
 
     python -m unified_mm.eval.code_cells --workdir ROOT [--scenes 100] [--seed 10007]
 
-Each scene becomes the plain document `BOS description BOI codes EOI` (the full
+Each scene becomes the plain document `BOS description BOI codes EOI EOS`
+(`data.sequences.caption_to_image`, as the ar stage trains it; the full
 description names every object, so nothing in the image is left to guess but the
 layout), and the transformer scores the scene's true codes, its logits restricted
 to the code ids as the sampler restricts them. Per kind of cell it prints the
@@ -23,6 +24,8 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from unified_mm.data.sequences import caption_to_image
 
 CELL_KINDS = ("background", "object")
 
@@ -50,7 +53,7 @@ def code_losses(model, vocab, texts: Sequence[np.ndarray], codes: np.ndarray
   start, stop = vocab.image_range
   flat = codes.reshape(len(codes), -1)
   hw = flat.shape[1]
-  rows = [np.array([vocab.bos, *t, vocab.boi, *vocab.codes_to_ids(c), vocab.eoi], np.int32)
+  rows = [np.concatenate([ids for ids, _ in caption_to_image(vocab, t, c)])
           for t, c in zip(texts, flat)]
   length = max(len(r) for r in rows)
   tokens = np.full((len(rows), length), vocab.pad, np.int32)

@@ -26,7 +26,6 @@ on this world, L1 alone learns the code path far more slowly.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
