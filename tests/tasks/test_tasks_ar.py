@@ -62,3 +62,26 @@ def test_bad_modality_weight_names_the_key(override, key):
   with pytest.raises(ConfigError) as err:
     make_task(load_config("experiments/shapes.py:ar", [*TINY, override]))
   assert key.split(".")[-1] in str(err.value)
+
+
+def test_code_digits_follow_the_image_codes(config):
+  """Stand-in codes (no stage 1) bring their own digits; a tokenizer whose levels or
+  code ids differ from model.code_levels / model.code_offset is refused by key."""
+  import types
+
+  from unified_mm.config.loading import ConfigError
+  digits = load_config("experiments/shapes.py:ar", TINY + ["model.code_levels=(8, 5, 5, 5)",
+                                                           "model.code_offset=512"])
+  task = make_task(digits)
+  assert tuple(task.config.model.code_levels) == (4, 4, 4)  # the stand-in's 64 codes
+  assert task.config.model.code_offset == task.vocab.image_offset
+  task.codes_fn = types.SimpleNamespace(fsq_levels=(8, 5, 5, 5))
+  model = digits.model
+  model.code_levels, model.code_offset = (8, 5, 5, 4), task.vocab.image_offset
+  with pytest.raises(ConfigError, match=r"model\.code_levels=\(8, 5, 5, 4\)"):
+    task._check_code_digits(model)
+  model.code_levels, model.code_offset = (8, 5, 5, 5), 7
+  with pytest.raises(ConfigError, match=r"model\.code_offset=7"):
+    task._check_code_digits(model)
+  model.code_offset = task.vocab.image_offset
+  task._check_code_digits(model)  # matching: accepted

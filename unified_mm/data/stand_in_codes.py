@@ -24,6 +24,11 @@ class StandInCodes:
   def num_codes(self) -> int:
     return self.levels ** 3
 
+  @property
+  def fsq_levels(self) -> tuple[int, ...]:
+    """The code as mixed-radix digits, as an FSQ code is (one per colour channel)."""
+    return (self.levels,) * 3
+
   def __call__(self, images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     b, h, w, c = images.shape

@@ -45,6 +45,25 @@ class ARTask(TransformerTask):
       raise ConfigError(
           f"model.vocab_size={config.model.vocab_size}: smaller than the data vocabulary "
           f"({self.vocab.size} = data.text_vocab_size + image codes {num_codes} + specials)")
+    self._check_code_digits(config.model)
+
+  def _check_code_digits(self, model: ml_collections.ConfigDict) -> None:
+    """Digit-shared code rows (models/transformer/code_digits.py) must spell the
+    image codes' own digits, at the ids the vocabulary gives the codes."""
+    levels = tuple(int(l) for l in (model.get("code_levels", None) or ()))
+    if not levels:
+      return
+    actual = tuple(self.codes_fn.fsq_levels)
+    if isinstance(self.codes_fn, StandInCodes):
+      # Smoke runs without stage 1: the preset's levels are the tokenizer's, not these.
+      model.code_levels, model.code_offset = actual, self.vocab.image_offset
+      return
+    if levels != actual:
+      raise ConfigError(f"model.code_levels={levels}: the image codes' levels are {actual} "
+                        f"(the tokenizer's fsq_levels)")
+    if int(model.get("code_offset", 0)) != self.vocab.image_offset:
+      raise ConfigError(f"model.code_offset={model.get('code_offset', 0)}: image codes start "
+                        f"at id {self.vocab.image_offset} (= data.text_vocab_size)")
 
   def make_data(self, process_index: int, process_count: int, local_batch_size: int):
     return make_train_iterator(self.config.data, self.vocab, self.codes_fn, process_index,

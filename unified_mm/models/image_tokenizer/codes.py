@@ -34,20 +34,23 @@ class TokenizerCodes:
     return self._model
 
   @property
-  def codebook_size(self) -> int:
+  def fsq_levels(self) -> tuple[int, ...]:
     """From the saved config, without loading weights."""
     if self._model is not None:
-      return self._model.codebook_size
+      return self._model.fsq.levels
     from unified_mm.train.checkpoint import Checkpoints, checkpoint_dir  # noqa: PLC0415
     ckpts = Checkpoints(checkpoint_dir(self.workdir), read_only=True)
     try:
       step = ckpts.latest_step()
       if step is None:
         raise FileNotFoundError(f"{self.workdir}: no tokenizer checkpoint")
-      levels = ckpts.saved_config(step)["model"]["fsq_levels"]
+      return tuple(int(l) for l in ckpts.saved_config(step)["model"]["fsq_levels"])
     finally:
       ckpts.close()
-    return int(np.prod(levels))
+
+  @property
+  def codebook_size(self) -> int:
+    return int(np.prod(self.fsq_levels))
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
     from unified_mm.parallel.sharding import on_mesh, params_mesh  # noqa: PLC0415

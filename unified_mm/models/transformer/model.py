@@ -19,6 +19,8 @@ The KV cache follows the stack: a list of per-layer {k, v}, or one {k, v}
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -27,6 +29,7 @@ from unified_mm.models.layer_stack import REMAT_POLICIES, check_remat, create_st
 from unified_mm.models.transformer.attention import CACHE_AXES, attention_mask
 from unified_mm.models.transformer.attention_kernels import check_kernel, resolve_kernel
 from unified_mm.models.transformer.block import ACTIVATION_AXES, Block
+from unified_mm.models.transformer.code_digits import CodeDigits
 from unified_mm.models.transformer.layers import Embed, RMSNorm, dense, fan_in_init, make_param
 from unified_mm.models.transformer.rope import rope_tables
 from unified_mm.parallel.sharding import constrain
@@ -44,7 +47,8 @@ class Transformer(nnx.Module):
                rope_theta: float = 10_000.0, qk_norm: bool = True,
                tie_embeddings: bool = False, norm_eps: float = 1e-6,
                dtype="float32", param_dtype="float32", remat: str = "none",
-               scan_layers: bool = False, attention: str = "xla", rngs: nnx.Rngs):
+               scan_layers: bool = False, attention: str = "xla",
+               code_levels: Sequence[int] = (), code_offset: int = 0, rngs: nnx.Rngs):
     check_remat(remat)
     dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
     check_kernel(attention, dtype=dtype, head_dim=head_dim)
@@ -69,6 +73,9 @@ class Transformer(nnx.Module):
     else:
       self.unembed = make_param(fan_in_init(d_model), rngs.params(), (d_model, vocab_size),
                                 ("embed", "vocab"), param_dtype)
+    # Image-code rows shared through their FSQ digits (code_digits.py); () keeps them free.
+    self.code_digits = (CodeDigits(code_levels, code_offset, vocab_size, d_model,
+                                   param_dtype=param_dtype, rngs=rngs) if code_levels else None)
 
   # -- cache ------------------------------------------------------------------
 
@@ -99,7 +106,7 @@ class Transformer(nnx.Module):
     if segment_ids is None:
       segment_ids = jnp.ones((b, t), jnp.int32)
     sin, cos = rope_tables(positions, self.head_dim, self.rope_theta)
-    x = constrain(self.embed(tokens), ACTIVATION_AXES)
+    x = constrain(self._embed(tokens), ACTIVATION_AXES)
     q_index = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
     if cache is None:
       kernel = resolve_kernel(self.attention, dtype=self.dtype, head_dim=self.head_dim,
@@ -145,10 +152,19 @@ class Transformer(nnx.Module):
       new_layers.append(layer_cache)
     return x, new_layers
 
+  def _embed(self, tokens: jax.Array) -> jax.Array:  # [B, T] -> [B, T, D]
+    if self.code_digits is None:
+      return self.embed(tokens)
+    table = self.code_digits.embedding(self.embed.embedding[...])
+    return jnp.take(table, tokens, axis=0).astype(self.dtype)
+
   def logits(self, hidden: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, V]
-    if self.unembed is None:
-      return self.embed.attend(hidden)
-    return dense(hidden, self.unembed[...].astype(self.dtype))
+    if self.code_digits is None:
+      if self.unembed is None:
+        return self.embed.attend(hidden)
+      return dense(hidden, self.unembed[...].astype(self.dtype))
+    kernel = self.embed.embedding[...].T if self.unembed is None else self.unembed[...]
+    return dense(hidden, self.code_digits.unembedding(kernel).astype(self.dtype))
 
   def hidden_states(self, tokens: jax.Array, positions: jax.Array | None = None,
                     segment_ids: jax.Array | None = None) -> jax.Array:

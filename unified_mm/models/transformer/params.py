@@ -23,11 +23,12 @@ def count_params(model_kwargs: Mapping) -> int:
 
 def param_formula(*, vocab_size: int, d_model: int, num_layers: int, num_heads: int,
                   num_kv_heads: int, head_dim: int, mlp_dim: int, qk_norm: bool = True,
-                  tie_embeddings: bool = False, **unused) -> int:
+                  tie_embeddings: bool = False, code_levels=(), **unused) -> int:
   """The same count written out, to cross-check the module tree."""
   del unused
   attn = d_model * head_dim * (2 * num_heads + 2 * num_kv_heads)
   mlp = 3 * d_model * mlp_dim
   norms = 2 * d_model + (2 * head_dim if qk_norm else 0)
   embed = vocab_size * d_model * (1 if tie_embeddings else 2)
-  return num_layers * (attn + mlp + norms) + embed + d_model
+  digits = 2 * sum(code_levels) * d_model  # code_digits.py: an input and an output vector each
+  return num_layers * (attn + mlp + norms) + embed + digits + d_model
