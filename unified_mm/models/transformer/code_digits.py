@@ -10,10 +10,12 @@ the code logits a code's own term plus a sum of per-digit terms; at zero
 own terms the softmax over codes would be a product of independent digit
 softmaxes; the own terms keep every code free to differ from that.
 
-Measured (docs/quality.md, "The plain path"): at the main job's 300 steps the
-transformer learns 1.0 of an object cell's 6.3 nats instead of 0.45, and the
-plain path goes 0.15 -> 0.20 on the dev prompts; the digits alone, without
-the own terms, learn the codes worse (held-out image loss 3.10 against 2.92).
+Measured at the main job's 300 steps (docs/quality.md, "Code rows shared
+through their digits"): the transformer learns 1.0 of an object cell's 6.3
+nats instead of 0.45, but the drawings it writes score no better on the
+benchmark's prompts, so the shapes preset leaves it off. The digits alone,
+without the own terms, learn the codes worse (held-out image loss 3.10
+against 2.92).
 
 Both tables start at zero, so a fresh model begins as the plain one.
 """
