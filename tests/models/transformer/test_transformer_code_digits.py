@@ -13,12 +13,6 @@ from unified_mm.models.transformer.code_digits import digit_one_hot
 LEVELS, OFFSET = (4, 3, 2), 40  # 24 codes at ids [40, 64) of the tiny 128-id vocabulary
 
 
-@pytest.fixture(scope="module")
-def models():
-  # The digit tables are built last, so the same seed gives the same other parameters.
-  return make_tiny(3), make_tiny(3, code_levels=LEVELS, code_offset=OFFSET)
-
-
 def test_digit_table_spells_fsq_ids():
   one_hot = digit_one_hot(LEVELS)
   digits = np.asarray(FSQ(LEVELS).digits(np.arange(24)))
@@ -28,8 +22,9 @@ def test_digit_table_spells_fsq_ids():
   np.testing.assert_array_equal(one_hot, expected)
 
 
-def test_fresh_digit_model_is_the_plain_model_and_only_code_rows_move(models):
-  plain, digits = models
+def test_fresh_digit_model_is_the_plain_model_and_only_code_rows_move():
+  # The digit tables are built last, so the same seed gives the same other parameters.
+  plain, digits = make_tiny(3), make_tiny(3, code_levels=LEVELS, code_offset=OFFSET)
   tokens = jnp.array([[1, 41, 50, 63, 70, 2]])
   forward = jax.jit(lambda m, t: m(t))
   np.testing.assert_allclose(forward(digits, tokens), forward(plain, tokens), atol=1e-6)

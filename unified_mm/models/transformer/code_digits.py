@@ -45,7 +45,7 @@ def digit_one_hot(levels: Sequence[int]) -> np.ndarray:
   basis = np.cumprod((1,) + levels[:-1])
   offsets = np.cumsum((0,) + levels[:-1])
   out = np.zeros((len(ids), sum(levels)), np.float32)
-  for d, (b, l, o) in enumerate(zip(basis, levels, offsets)):
+  for b, l, o in zip(basis, levels, offsets):
     out[ids, o + (ids // b) % l] = 1.0
   return out
 
