@@ -22,6 +22,7 @@ Both tables start at zero, so a fresh model begins as the plain one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -29,24 +30,22 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from unified_mm.models.image_tokenizer.fsq import FSQ
 from unified_mm.models.transformer.layers import make_param
 
 
-def _zeros(key, shape, dtype):
-  del key
-  return jnp.zeros(shape, dtype)
-
-
-def digit_one_hot(levels: Sequence[int]) -> np.ndarray:
-  """[prod(levels), sum(levels)] 0/1: row c marks code c's digits (fsq.FSQ.digits order,
-  channel 0 least significant)."""
-  levels = tuple(int(l) for l in levels)
-  ids = np.arange(int(np.prod(levels)))
-  basis = np.cumprod((1,) + levels[:-1])
-  offsets = np.cumsum((0,) + levels[:-1])
-  out = np.zeros((len(ids), sum(levels)), np.float32)
-  for b, l, o in zip(basis, levels, offsets):
-    out[ids, o + (ids // b) % l] = 1.0
+@functools.lru_cache
+def digit_one_hot(levels: tuple[int, ...]) -> np.ndarray:
+  """[prod(levels), sum(levels)] 0/1, read-only: row c marks code c's digits
+  (fsq.FSQ.digits order, channel 0 least significant), each channel's levels in a
+  block of their own. A constant, also when first asked for inside a traced function."""
+  fsq = FSQ(levels)
+  with jax.ensure_compile_time_eval():
+    digits = np.asarray(fsq.digits(np.arange(fsq.codebook_size)))  # [N, d]
+  offsets = np.cumsum((0,) + fsq.levels[:-1])
+  out = np.zeros((fsq.codebook_size, sum(fsq.levels)), np.float32)
+  np.put_along_axis(out, digits + offsets, 1.0, axis=1)
+  out.flags.writeable = False
   return out
 
 
@@ -62,10 +61,9 @@ class CodeDigits(nnx.Module):
       raise ValueError(f"code_offset={offset} + {self.num_codes} codes (code_levels="
                        f"{self.levels}) does not fit model.vocab_size={vocab_size}")
     width = sum(self.levels)
-    self.inputs = make_param(_zeros, rngs.params(), (width, d_model), (None, "embed"),
-                             param_dtype)
-    self.outputs = make_param(_zeros, rngs.params(), (d_model, width), ("embed", None),
-                              param_dtype)
+    zeros = nnx.initializers.zeros
+    self.inputs = make_param(zeros, rngs.params(), (width, d_model), (None, "embed"), param_dtype)
+    self.outputs = make_param(zeros, rngs.params(), (d_model, width), ("embed", None), param_dtype)
 
   def _one_hot(self, dtype) -> jax.Array:
     return jnp.asarray(digit_one_hot(self.levels), dtype)

@@ -94,7 +94,7 @@ class MLP(nnx.Module):
 
 
 class Embed(nnx.Module):
-  """Token embedding table [V, D]; `attend` gives logits for tied embeddings."""
+  """Token embedding table [V, D] (also the output kernel, transposed, when tied)."""
 
   def __init__(self, vocab_size: int, d_model: int, *, dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs):
@@ -105,6 +105,3 @@ class Embed(nnx.Module):
 
   def __call__(self, tokens: jax.Array) -> jax.Array:  # [B, T] -> [B, T, D]
     return jnp.take(self.embedding[...], tokens, axis=0).astype(self.dtype)
-
-  def attend(self, x: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, V]
-    return dense(x, self.embedding[...].astype(self.dtype).T)

@@ -159,12 +159,10 @@ class Transformer(nnx.Module):
     return jnp.take(table, tokens, axis=0).astype(self.dtype)
 
   def logits(self, hidden: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, V]
-    if self.code_digits is None:
-      if self.unembed is None:
-        return self.embed.attend(hidden)
-      return dense(hidden, self.unembed[...].astype(self.dtype))
     kernel = self.embed.embedding[...].T if self.unembed is None else self.unembed[...]
-    return dense(hidden, self.code_digits.unembedding(kernel).astype(self.dtype))
+    if self.code_digits is not None:
+      kernel = self.code_digits.unembedding(kernel)
+    return dense(hidden, kernel.astype(self.dtype))
 
   def hidden_states(self, tokens: jax.Array, positions: jax.Array | None = None,
                     segment_ids: jax.Array | None = None) -> jax.Array:
