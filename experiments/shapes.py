@@ -35,11 +35,15 @@ def tokenizer_config():
   from unified_mm.config.base import base_config  # noqa: PLC0415
 
   c = base_config("tokenizer")
+  # cell_code_channels=(256, 256) reads each code from its own cell's pixels: one
+  # code for all background, the dev plain path 0.15 -> 0.23, but the codes'
+  # preview ceiling 0.69 -> 0.52: off (docs/quality.md, "Codes read from their own cell").
   c.model = ml_collections.ConfigDict(dict(
       image_size=64, channels=(32, 64, 64), num_res_blocks=1, stem_patch=2,
       latent_stage=1, latent_channels=8, code_stage=2, fsq_levels=(8, 5, 5, 5),
       latent_decoder_channels=(64, 32), preview_decoder_channels=(64, 64, 32),
-      decoder_res_blocks=1, norm_groups=8, dtype="float32", param_dtype="float32"))
+      decoder_res_blocks=1, norm_groups=8, cell_code_channels=(), dtype="float32",
+      param_dtype="float32"))
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
       tip_weight=40.0, latent_noise=0.1, freeze_encoder=False))
@@ -108,7 +112,9 @@ def ar_config():
   # digits (models/transformer/code_digits.py): held-out image loss 3.14 -> 2.92 at
   # 300 steps, yet the plain path on the benchmark's prompts 0.18 -> 0.18 before
   # GRPO and 0.15 -> 0.13 after it, and 4-object binding 0.82 -> 0.74: off
-  # (docs/quality.md, "Code rows shared through their digits").
+  # (docs/quality.md, "Code rows shared through their digits"). plain_description
+  # (plain documents name every object) with the tokenizer's cell codes: 0.15 ->
+  # 0.19 on the dev prompts, off ("Codes read from their own cell").
   c.data = default_data_config(seq_len=320, max_objects=6, caption_dropout=0.1,
                                loss_on_prompt=False, edit_turns=1, layout_bins=64,
                                layout_prob=0.5, prompt_prob=0.5,

@@ -26,6 +26,9 @@ line as `--config.data.<key>=...`):
                     doc_ratios' `caption_to_layout` adds plan-only documents
                     (caption, layout, no image): the planner's lesson without the
                     image's 64+ ids
+  plain_description a plain caption->image document (no plan) reads the record's full
+                    "description" unless the record's "exact_caption" is true: a
+                    caption naming part of the image teaches the drawer to add objects
   edit_turns        edits chained in one multi-turn edit document
   max_objects       shapes world: objects per scene are 1..max_objects
   prompt_prob       shapes world: share of records made prompt-first (a GenEval-style
@@ -66,6 +69,7 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
       loss_on_prompt=True,
       layout_bins=0,
       layout_prob=0.5,
+      plain_description=False,
       edit_turns=1,
       max_objects=4,
       prompt_prob=0.0,

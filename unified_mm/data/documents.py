@@ -72,6 +72,11 @@ class RecordToDocument:
   # layout before the codes) with probability layout_prob; 0 bins: never.
   layout_bins: int = 0
   layout_prob: float = 0.0
+  # A plain caption->image document (no plan) reads the record's full
+  # description instead of a caption that may name only part of the image,
+  # unless the record says its caption is exact: with no plan to say what
+  # else is there, a partial caption teaches the drawer to add objects nobody asked for.
+  plain_description: bool = False
 
   def __call__(self, index: int, record: dict[str, Any]) -> dict[str, np.ndarray]:
     try:
@@ -172,6 +177,9 @@ class RecordToDocument:
     else:
       text = None if rng.random() < self.caption_dropout else caption
       layout = self._layout(rng, record)
+      if (text is not None and layout is None and self.plain_description
+          and record.get("description") and not record.get("exact_caption")):
+        text = self._text(record["description"], "caption")
       codes, images = self._codes([record])
       parts = sequences.caption_to_image(self.vocab, text, codes[0], layout)
     example = sequences.to_example(self.vocab, parts, self.loss_on_prompt)

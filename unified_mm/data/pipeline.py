@@ -72,6 +72,7 @@ def make_dataset(data: ml_collections.ConfigDict, *, vocab: Vocab, tokenizer: Te
       image_size=data.image_size, resize=data.resize, doc_ratios=dict(data.doc_ratios),
       caption_dropout=data.caption_dropout, loss_on_prompt=data.loss_on_prompt,
       layout_bins=int(data.get("layout_bins", 0)), layout_prob=float(data.get("layout_prob", 0.0)),
+      plain_description=bool(data.get("plain_description", False)),
       max_caption_chars=data.max_caption_chars, stream=process_index))
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=data.read_threads,
                                             prefetch_buffer_size=data.prefetch_buffer_size))

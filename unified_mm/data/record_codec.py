@@ -9,6 +9,8 @@ A record is the dict every source yields:
   edits     optional list of {"instruction": str, "image": ..., "codes": ...},
             or a zero-argument callable returning it, for sources that build
             edits only when a document uses them (read it with `edits_of`)
+  exact_caption  optional bool: the caption names everything in the image (else a
+            plain document may read the description instead, data.plain_description)
   boxes     optional grounded layout: [{"label": str, "box": [x0, y0, x1, y1]}], corners
             as fractions of the image side, x1/y1 exclusive (data/layout.py)
   meta      optional JSON string (the shapes scene graph, a URL, ...)
@@ -31,7 +33,7 @@ from unified_mm.data.bad_records import BadRecord
 
 MAGIC = b"UMR1"
 _BLOB_KEYS = ("image", "codes", "latent")  # appended only: old files decode alike
-_TEXT_KEYS = ("caption", "description", "boxes", "meta", "error")  # JSON values
+_TEXT_KEYS = ("caption", "description", "boxes", "meta", "error", "exact_caption")  # JSON values
 
 
 def _blob(value) -> tuple[dict[str, Any], bytes]:

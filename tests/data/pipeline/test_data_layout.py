@@ -3,6 +3,7 @@ both make valid documents; malformed plans and boxes are refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numpy as np
 import pytest
@@ -154,3 +155,28 @@ def test_prompt_size_weights_draw_unnamed_sizes_and_keep_named_ones():
   assert sizes and "small" not in sizes
   assert "small" in [o["size"] for i in range(60)
                      for o in json.loads(uniform[i]["meta"])["scene"]["objects"]]
+
+
+def _caption_ids(lvocab, doc):
+  ids = np.concatenate([doc["tokens"], doc["targets"][-1:]])
+  return list(ids[1:int(np.flatnonzero(ids == lvocab.boi)[0])])  # between BOS and BOI
+
+
+def test_plain_documents_of_partial_captions_read_the_description(lvocab, tokenizer, codes_fn):
+  source = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5)
+  records = [source[i] for i in range(40)]
+  exact = [r for r in records if r["exact_caption"]]
+  partial = [r for r in records if not r["exact_caption"] and r["caption"] != r["description"]]
+  assert exact and partial
+  for r in exact:  # a prompt-first record: its prompt names every object drawn
+    assert len(r["boxes"]) == parse_caption(r["caption"]).num_objects
+  make = RecordToDocument(vocab=lvocab, tokenizer=tokenizer, codes_fn=codes_fn, seed=0,
+                          seq_len=512, image_size=64, caption_dropout=0.0, layout_bins=BINS,
+                          layout_prob=0.0, plain_description=True)
+  for r, want in [(partial[0], "description"), (exact[0], "caption"),
+                  ({k: v for k, v in partial[0].items() if k != "description"}, "caption")]:
+    assert _caption_ids(lvocab, make(0, r)) == list(tokenizer.encode(r[want]))
+  # A planned document keeps its caption: its plan says what else is drawn.
+  planned = dataclasses.replace(make, layout_prob=1.0)(0, partial[0])
+  assert _caption_ids(lvocab, planned)[:len(tokenizer.encode(partial[0]["caption"]))] == list(
+      tokenizer.encode(partial[0]["caption"]))

@@ -122,3 +122,20 @@ def test_freeze_encoder_trains_the_decoders_only():
            for part in ("encoder", "latent_proj", "code_proj", "latent_decoder", "preview_decoder")}
   assert norms["encoder"] == norms["latent_proj"] == norms["code_proj"] == 0.0
   assert norms["latent_decoder"] > 0 and norms["preview_decoder"] > 0
+
+
+def test_cell_codes_read_only_their_own_cell(images):
+  model = tiny_model(cell_code_channels=(16,))
+  assert model.encoder.stages.__len__() == 1  # the shared encoder keeps the latent's stage only
+  p = model.code_downsample
+  ids = np.asarray(model.encode_codes(images))
+  changed = images.copy()
+  changed[0, p:2 * p, 2 * p:3 * p] = 255 - changed[0, p:2 * p, 2 * p:3 * p]  # cell (1, 2)
+  moved = np.asarray(model.encode_codes(changed)) != ids
+  moved[0, 1, 2] = False  # the only cell allowed to change
+  assert not moved.any()
+  blank = np.zeros((1, 32, 32, 3), np.uint8)
+  assert len(np.unique(np.asarray(model.encode_codes(blank)))) == 1  # equal cells, equal codes
+  out = model(images)
+  np.testing.assert_array_equal(ids, np.asarray(out["ids"]))
+  assert out["z"].shape == (4, 16, 16, 4) and out["code_recon"].shape == images.shape

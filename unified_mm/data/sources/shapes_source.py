@@ -44,8 +44,10 @@ ENDLESS = 2 ** 40
 
 
 class ShapesSource:
-  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "boxes", "description", "meta",
-  "edits"}.
+  """`__getitem__(i)` -> {"image": uint8 [R, R, 3], "caption", "exact_caption", "boxes",
+  "description", "meta", "edits"}.
+
+  "exact_caption" is True for a prompt-first record: its caption names everything drawn.
 
   "boxes" is the scene's grounded layout (grounding.py), caption-mentioned objects first.
 
@@ -74,11 +76,13 @@ class ShapesSource:
     if not 0 <= index < self.length:
       raise IndexError(index)
     text, spec, scene = self._prompt_first(index) if self.prompt_prob else (None, None, None)
+    exact = scene is not None  # a prompt-first scene holds exactly what its prompt names
     if scene is None:
       scene = scene_for_index(self.seed, index, resolution=self.resolution,
                               min_objects=self.min_objects, max_objects=self.max_objects)
       text, spec = captions.describe(scene, np.random.default_rng([self.seed, index, 1]))
     record = {"image": render(scene), "caption": text, "boxes": scene_boxes(scene, spec),
+              "exact_caption": exact,
               "description": captions.caption(scene, np.random.default_rng([self.seed, index, 3]),
                                               style="full"),
               "meta": json.dumps({"scene": scene.to_dict(), "index": index})}

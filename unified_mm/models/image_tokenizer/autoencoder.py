@@ -3,6 +3,10 @@
   images [B, H, W, 3] ──► Encoder ──► stage `latent_stage` ──► z [B, H/4, W/4, Cz] ──► latent decoder ──► pixels
                                   └─► stage `code_stage`   ──► FSQ ids [B, H/8, W/8]  ──► preview decoder ──► pixels
 
+With `cell_code_channels`, the codes come instead from a `CellEncoder` that
+reads each code cell's own pixels only (cell_encoder.py says why); the
+shared encoder then serves the latent alone.
+
 Images go in as uint8 [0, 255] *or* float in [-1, 1] (integer dtypes are
 converted); pixels come out as float in [-1, 1] (`layers.to_uint8` converts).
 Every method is batched and jit-friendly: `nnx.jit(TokenizerAutoencoder.encode_codes)(model, images)`.
@@ -16,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from unified_mm.models.image_tokenizer.cell_encoder import CellEncoder
 from unified_mm.models.image_tokenizer.decoder import Decoder
 from unified_mm.models.image_tokenizer.encoder import Encoder
 from unified_mm.models.image_tokenizer.fsq import DEFAULT_LEVELS, FSQ
@@ -31,6 +36,7 @@ class TokenizerAutoencoder(nnx.Module):
                latent_decoder_channels: Sequence[int] = (64, 32),
                preview_decoder_channels: Sequence[int] = (128, 64, 32),
                decoder_res_blocks: int = 1, norm_groups: int = 8,
+               cell_code_channels: Sequence[int] = (),
                dtype: str = "float32", param_dtype: str = "float32", rngs: nnx.Rngs):
     if not 0 <= latent_stage <= code_stage < len(channels):
       raise ValueError(f"need 0 <= latent_stage={latent_stage} <= code_stage={code_stage} "
@@ -44,12 +50,18 @@ class TokenizerAutoencoder(nnx.Module):
     self.code_downsample = stem_patch * 2**code_stage
     self.latent_channels = latent_channels
     self.fsq = FSQ(fsq_levels)
-    self.encoder = Encoder(channels=channels, num_res_blocks=num_res_blocks,
+    # Cell codes leave the shared encoder only the stages up to the latent's.
+    encoder_channels = channels[:latent_stage + 1] if cell_code_channels else channels
+    self.encoder = Encoder(channels=encoder_channels, num_res_blocks=num_res_blocks,
                            stem_patch=stem_patch, norm_groups=norm_groups, **kw)
     self.latent_norm = group_norm(channels[latent_stage], norm_groups, **kw)
     self.latent_proj = conv(channels[latent_stage], latent_channels, 3, **kw)
-    self.code_norm = group_norm(channels[code_stage], norm_groups, **kw)
-    self.code_proj = conv(channels[code_stage], self.fsq.dim, 1, **kw)
+    self.cell_encoder = CellEncoder(
+        patch=self.code_downsample, channels=cell_code_channels, out_features=self.fsq.dim,
+        **kw) if cell_code_channels else None
+    if not cell_code_channels:
+      self.code_norm = group_norm(channels[code_stage], norm_groups, **kw)
+      self.code_proj = conv(channels[code_stage], self.fsq.dim, 1, **kw)
     # Each decoder must undo its own downsampling: 2**(stages - 1) * out_patch.
     self.latent_decoder = Decoder(
         in_features=latent_channels, channels=latent_decoder_channels,
@@ -81,8 +93,12 @@ class TokenizerAutoencoder(nnx.Module):
   def _latent_head(self, features: jax.Array) -> jax.Array:
     return self.latent_proj(jax.nn.silu(self.latent_norm(features)))  # [B, h, w, Cz]
 
-  def _code_head(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-    pre = self.code_proj(jax.nn.silu(self.code_norm(features)))  # [B, h, w, d]
+  def _code_head(self, features: list[jax.Array], images: jax.Array
+                 ) -> tuple[jax.Array, jax.Array]:
+    if self.cell_encoder is not None:
+      pre = self.cell_encoder(images)  # [B, h, w, d]
+    else:
+      pre = self.code_proj(jax.nn.silu(self.code_norm(features[self.code_stage])))
     return self.fsq(pre.astype(jnp.float32))  # codes [B, h, w, d], ids [B, h, w]
 
   # ---- public API -------------------------------------------------------------
@@ -97,8 +113,10 @@ class TokenizerAutoencoder(nnx.Module):
 
   def encode_codes(self, images: jax.Array) -> jax.Array:
     """[B, H, W, 3] -> int32 ids [B, H/8, W/8] in [0, codebook_size)."""
-    features = self.encoder(as_signed_unit(images, self.dtype), num_stages=self.code_stage + 1)
-    return self._code_head(features[self.code_stage])[1]
+    images = as_signed_unit(images, self.dtype)
+    if self.cell_encoder is not None:
+      return self._code_head([], images)[1]
+    return self._code_head(self.encoder(images, num_stages=self.code_stage + 1), images)[1]
 
   def decode_codes(self, ids: jax.Array) -> jax.Array:
     """int ids [B, h, w] -> [B, H, W, 3] float in ~[-1, 1] (the preview decoder)."""
@@ -116,9 +134,10 @@ class TokenizerAutoencoder(nnx.Module):
     `freeze_encoder` stops gradients at z and the codes (decoder fine-tuning:
     the other stages' latents and visual tokens stay exactly as they were).
     """
-    features = self.encoder(as_signed_unit(images, self.dtype))
+    images = as_signed_unit(images, self.dtype)
+    features = self.encoder(images)
     z = self._latent_head(features[self.latent_stage])
-    codes, ids = self._code_head(features[self.code_stage])
+    codes, ids = self._code_head(features, images)
     if freeze_encoder:
       z, codes = jax.lax.stop_gradient(z), jax.lax.stop_gradient(codes)
     z_in = z
