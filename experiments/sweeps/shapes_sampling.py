@@ -1,4 +1,5 @@
-"""Sampling sweep for a shapes run root: code CFG x plan temperature x renderer steps/chunks.
+"""Sampling sweep for a shapes run root: code CFG x plan temperature x renderer steps/chunks,
+around the transformer preset (code CFG 12, plan temperature 0.1; docs/quality.md).
 
     umm eval --workdir runs/demo --sweep experiments/sweeps/shapes_sampling.py --out runs/demo/eval
 
@@ -18,10 +19,12 @@ def get_sweep(arg: str = ""):
   c = ml_collections.ConfigDict()
   c.prompts_per_category = 10
   c.binding_counts = (2, 4, 8, 12)
-  c.seed = 20_011  # the benchmark's held-out prompt seed
+  # A dev prompt seed: choose a setting here, then confirm it on the benchmark's
+  # held-out 20,011 (`--config.seed=20011`), so the choice is not fitted to it.
+  c.seed = 4_242
   c.caption_scenes = 0
   c.edit_scenes = 0
-  grid = itertools.product((1.0, 3.0), (0.7, 1.0), (4, 8), (1, 2))
+  grid = itertools.product((6.0, 12.0), (0.1, 0.5), (2, 8), (1, 2))
   c.settings = [dict(cfg_scale=cfg, plan_temperature=t, steps=steps, chunks=k)
                 for cfg, t, steps, k in grid]
   if arg == "quick":
