@@ -93,11 +93,14 @@ class TokenizerAutoencoder(nnx.Module):
   def _latent_head(self, features: jax.Array) -> jax.Array:
     return self.latent_proj(jax.nn.silu(self.latent_norm(features)))  # [B, h, w, Cz]
 
-  def _code_head(self, features: list[jax.Array], images: jax.Array
+  def _code_head(self, images: jax.Array, features: list[jax.Array] | None = None
                  ) -> tuple[jax.Array, jax.Array]:
+    """Codes of signed-unit `images`; `features`: the shared encoder's, if already run."""
     if self.cell_encoder is not None:
       pre = self.cell_encoder(images)  # [B, h, w, d]
     else:
+      if features is None:
+        features = self.encoder(images, num_stages=self.code_stage + 1)
       pre = self.code_proj(jax.nn.silu(self.code_norm(features[self.code_stage])))
     return self.fsq(pre.astype(jnp.float32))  # codes [B, h, w, d], ids [B, h, w]
 
@@ -113,10 +116,7 @@ class TokenizerAutoencoder(nnx.Module):
 
   def encode_codes(self, images: jax.Array) -> jax.Array:
     """[B, H, W, 3] -> int32 ids [B, H/8, W/8] in [0, codebook_size)."""
-    images = as_signed_unit(images, self.dtype)
-    if self.cell_encoder is not None:
-      return self._code_head([], images)[1]
-    return self._code_head(self.encoder(images, num_stages=self.code_stage + 1), images)[1]
+    return self._code_head(as_signed_unit(images, self.dtype))[1]
 
   def decode_codes(self, ids: jax.Array) -> jax.Array:
     """int ids [B, h, w] -> [B, H, W, 3] float in ~[-1, 1] (the preview decoder)."""
@@ -137,7 +137,7 @@ class TokenizerAutoencoder(nnx.Module):
     images = as_signed_unit(images, self.dtype)
     features = self.encoder(images)
     z = self._latent_head(features[self.latent_stage])
-    codes, ids = self._code_head(features, images)
+    codes, ids = self._code_head(images, features)
     if freeze_encoder:
       z, codes = jax.lax.stop_gradient(z), jax.lax.stop_gradient(codes)
     z_in = z

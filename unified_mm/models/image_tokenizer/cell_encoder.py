@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from unified_mm.models.image_tokenizer.layers import FEATURE_AXES, conv, space_to_depth
+from unified_mm.models.image_tokenizer.layers import (
+    FEATURE_AXES, conv, layer_norm, space_to_depth)
 from unified_mm.parallel.sharding import constrain
 
 
@@ -29,11 +30,7 @@ class CellEncoder(nnx.Module):
     widths = (3 * patch * patch, *channels)
     self.layers = nnx.List([conv(a, b, 1, **kw) for a, b in zip(widths[:-1], widths[1:])])
     # LayerNorm over a cell's own channels: GroupNorm would mix in the whole image.
-    self.norms = nnx.List([
-        nnx.LayerNorm(c, scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("channels",)),
-                      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("channels",)),
-                      **kw)
-        for c in channels])
+    self.norms = nnx.List([layer_norm(c, **kw) for c in channels])
     self.out = conv(widths[-1], out_features, 1, out_axis=None, **kw)
 
   def __call__(self, images: jax.Array) -> jax.Array:

@@ -32,12 +32,19 @@ def conv(in_features: int, out_features: int, kernel: int, *, dtype, param_dtype
       dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
 
+_NORM_PARAMS = dict(
+    scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("channels",)),
+    bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("channels",)))
+
+
 def group_norm(features: int, groups: int, *, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.GroupNorm:
-  return nnx.GroupNorm(
-      features, num_groups=min(groups, features),
-      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("channels",)),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("channels",)),
-      dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+  return nnx.GroupNorm(features, num_groups=min(groups, features), **_NORM_PARAMS,
+                       dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+
+
+def layer_norm(features: int, *, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  """Per position over its channels only (GroupNorm also pools over the image)."""
+  return nnx.LayerNorm(features, **_NORM_PARAMS, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
 
 class ResBlock(nnx.Module):
