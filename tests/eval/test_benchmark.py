@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from unified_mm.data.shapes import analyzer, edits
+from unified_mm.data.shapes import analyzer, edits, second_reader
 from unified_mm.data.shapes.captions import caption
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import Scene
@@ -23,8 +23,10 @@ def rows():
 
 
 def _both_ways(spec: PromptSpec, scene: Scene) -> list[dict]:
-  """The verdict on the scene itself and on its render read back by the analyzer."""
-  return [score(spec, scene), score(spec, analyzer.analyze(render(scene)))]
+  """The verdict on the scene itself and on its render read back by each reader."""
+  image = render(scene)
+  return [score(spec, scene), score(spec, analyzer.analyze(image)),
+          score(spec, second_reader.read(image))]
 
 
 def _parse(row):
@@ -54,6 +56,8 @@ def test_reference_renders_summarize_to_one(rows):
   assert summary["overall"] == 1.0 and summary["overall_lo"] == summary["overall_hi"] == 1.0
   assert [p["num_objects"] for p in summary["curve"]] == list(benchmark.BINDING_COUNTS)
   assert all(p["all_correct"] == p["binding_accuracy"] == 1.0 for p in summary["curve"])
+  second = benchmark.second_reader_summary(benchmark.score_images(rows, images))
+  assert second["overall"] == 1.0 and second["agreement"] == 1.0
 
 
 def test_removing_an_asked_object_scores_zero(rows):

@@ -45,7 +45,7 @@ def test_every_section_is_present(written):
   path, _ = written
   text = path.read_text()
   for heading in ("# Shapes benchmark", "## Compositional accuracy", "## Plan diagnostics",
-                  "## Binding vs object count", "## Captioning", "## Editing", "## Samples",
+                  "## Read by a second reader", "## Binding vs object count", "## Captioning", "## Editing", "## Samples",
                   "## Wall time and machine", "## Commands", "## Notes"):
     assert f"\n{heading}\n" in f"\n{text}", heading
   table = text.split("## Compositional accuracy")[1].split("##")[0]
@@ -70,6 +70,9 @@ def test_json_holds_the_same_numbers(written):
   assert doc["paths"]["transformer + renderer"]["overall"] == 1.0
   assert doc["paths"]["text-only"]["curve"][-1] == paths["text-only"]["summary"]["curve"][-1]
   assert doc["captioning"][""]["accuracy"] == 1.0
+  assert doc["second_reader"]["transformer + renderer"]["overall"] == 1.0
+  assert doc["second_reader"]["text-only"]["overall"] == 0.0
+  assert doc["second_reader"]["text-only"]["agreement"] == 1.0
   assert doc["editing"]["transformer + renderer"]["n"] == 8
   assert doc["stage_minutes"]["ar"] == 30.0 and doc["probe_tflops"] == 0.44
   lines = (path.parent / "results_text_only.jsonl").read_text().splitlines()

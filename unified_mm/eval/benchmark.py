@@ -39,7 +39,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from unified_mm.data.shapes import analyzer, edits, prompts, scorer
+from unified_mm.data.shapes import analyzer, edits, prompts, scorer, second_reader
 from unified_mm.data.shapes.scene import Scene, scene_for_index
 from unified_mm.data.shapes.spec import CATEGORIES, PromptSpec
 from unified_mm.eval.caption_eval import caption_matches
@@ -56,6 +56,8 @@ CATEGORY_BINDING_COUNT = 2
 # The scorer's own boolean keys; any other boolean key of a result (e.g. the
 # lead's "plan_correct", "image_matches_plan") is an extra rate to report.
 _SCORER_FLAGS = frozenset({"correct", "all_correct"})
+# What a result keeps of the second reader's verdict (data/shapes/second_reader.py).
+_SECOND_READER_KEYS = ("correct", "all_correct", "binding_accuracy")
 _BOOTSTRAP_DRAWS = 4000
 
 
@@ -96,19 +98,31 @@ def benchmark_prompts(seed: int = BENCHMARK_SEED, per_category: int = PROMPTS_PE
 
 def score_images(rows: Sequence[dict[str, Any]], images: np.ndarray) -> list[dict[str, Any]]:
   """One result per row: `scorer.score` of the image read back by the analyzer,
-  plus the row's id, category, prompt and num_objects and the detected scene
-  (as a dict, so a report can show what the analyzer saw)."""
+  plus the row's id, category, prompt and num_objects, the detected scene (as a
+  dict, so a report can show what the analyzer saw) and, under "second_reader",
+  the verdict on what `second_reader.read` sees (`second_reader_summary`)."""
   images = np.asarray(images)
   if len(images) != len(rows):
     raise ValueError(f"{len(rows)} prompt rows but {len(images)} images")
   results = []
   for row, image in zip(rows, images):  # image: [H, W, 3] uint8
     detected = analyzer.analyze(image)
-    verdict = scorer.score(PromptSpec.from_dict(row["spec"]), detected)
+    spec = PromptSpec.from_dict(row["spec"])
+    verdict = scorer.score(spec, detected)
+    second = scorer.score(spec, second_reader.read(image))
     results.append(verdict | {"id": row["id"], "category": row["category"],
                               "prompt": row["prompt"], "num_objects": row["num_objects"],
-                              "detected": detected.to_dict()})
+                              "detected": detected.to_dict(),
+                              "second_reader": {k: second[k] for k in _SECOND_READER_KEYS}})
   return results
+
+
+def second_reader_summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+  """`summarize` of the same prompts with every verdict the second reader's,
+  plus "agreement": the share of prompts on which the two readers agree."""
+  swapped = [r | r["second_reader"] for r in results]
+  agree = [r["correct"] == s["correct"] for r, s in zip(results, swapped)]
+  return summarize(swapped, extra_keys=()) | {"agreement": float(np.mean(agree)) if agree else None}
 
 
 def in_category(result: dict[str, Any], category: str) -> bool:

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from unified_mm.data.shapes.preview import preview_grid  # noqa: E402
 from unified_mm.data.shapes.spec import CATEGORIES  # noqa: E402
+from unified_mm.eval import benchmark  # noqa: E402
 from unified_mm.eval.benchmark import CATEGORY_BINDING_COUNT, in_category  # noqa: E402
 
 CURVE_PNG = "binding_curve.png"
@@ -77,6 +78,28 @@ def _category_section(paths: dict[str, dict[str, Any]]) -> list[str]:
            f"(GenEval's), larger counts are in the curve below. *overall* is the mean over "
            "the six categories (GenEval's rule), with a stratified-bootstrap interval.", ""]
           + _table(["path", *CATEGORIES, "overall"], rows))
+
+
+def _second_reader_section(paths: dict[str, dict[str, Any]]) -> list[str]:
+  rows = []
+  for name, p in paths.items():
+    if not p["results"] or "second_reader" not in p["results"][0]:
+      continue
+    s = benchmark.second_reader_summary(p["results"])
+    overall = "-" if s["overall"] is None else f"{s['overall']:.2f}"
+    curve = ", ".join(f"{pt['num_objects']}: {pt['all_correct']:.2f}" for pt in s["curve"])
+    rows.append([name] + [f"{s['categories'][c]['accuracy']:.2f}" for c in CATEGORIES]
+                + [overall, curve or "-", f"{s['agreement']:.2f}"])
+  if not rows:
+    return []
+  return (["## Read by a second reader", "",
+           "The same images and prompts, scored by the same rules, read by "
+           "`data/shapes/second_reader.py` instead of the analyzer: a reader that shares none "
+           "of its steps (foreground against the grey, shape features voted by neighbours "
+           "in a bank of drawn shapes, no palette snapping, no templates). *agree* is the "
+           "share of prompts on which the two verdicts are the same.", ""]
+          + _table(["path", *CATEGORIES, "overall", "binding all correct by objects", "agree"],
+                   rows))
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -231,6 +254,7 @@ def write_report(out_dir, *, paths: dict[str, dict[str, Any]],
   lines = ["# Shapes benchmark", ""]
   lines += _category_section(paths)
   lines += _plan_section(paths)
+  lines += _second_reader_section(paths)
   lines += _curve_section(paths)
   lines += _accuracy_section(
       "Captioning", captioning,
@@ -256,6 +280,9 @@ def _write_json(out_dir: pathlib.Path, paths, captioning, editing, stage_times, 
     with open(out_dir / f"results_{slug(name)}.jsonl", "w") as f:
       f.writelines(json.dumps(r, default=_jsonable) + "\n" for r in p["results"])
   doc = {"paths": {name: p["summary"] for name, p in paths.items()},
+         "second_reader": {name: benchmark.second_reader_summary(p["results"])
+                           for name, p in paths.items()
+                           if p["results"] and "second_reader" in p["results"][0]},
          "captioning": _as_named(captioning), "editing": _as_named(editing),
          "stage_seconds": dict(stage_times),
          "stage_minutes": {k: v / 60 for k, v in stage_times.items()},
