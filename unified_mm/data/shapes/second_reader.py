@@ -14,8 +14,7 @@ its steps, so a verdict both give is not an artefact of either:
    features (Hu moments, fill and solidity, row and column profiles) of lone
    shapes drawn at random widths and sub-pixel offsets, blurred and noised;
    no template is compared to the pixels;
-5. its size is the size whose nominal width is nearest the object's own,
-   measured from its area and its kind's typical fill.
+5. its size is the size whose nominal width is nearest the one its box implies.
 
 Measured on fresh clean renders and blurred, noisy ones in
 tests/data/shapes/test_shapes_second_reader.py.
@@ -111,14 +110,6 @@ def _bank() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   return (features - mean) / std, np.array(kinds), mean, std
 
 
-@functools.lru_cache(maxsize=1)
-def _typical_fill() -> dict[str, float]:
-  """Area / nominal width**2 of each kind, from its rendered masks."""
-  widths = range(10, 25)
-  return {kind: float(np.mean([masks.mask(kind, w).sum() / w**2 for w in widths]))
-          for kind in vocab.KINDS}
-
-
 def classify(component: np.ndarray) -> str:
   """The kind of a [h, w] bool component cropped to its box."""
   bank, kinds, mean, std = _bank()
@@ -127,8 +118,10 @@ def classify(component: np.ndarray) -> str:
   return vocab.KINDS[int(np.bincount(kinds[nearest], minlength=len(vocab.KINDS)).argmax())]
 
 
-def _size(kind: str, area: float, resolution: int) -> str:
-  width = np.sqrt(area / _typical_fill()[kind])
+def _size(kind: str, h: int, w: int, resolution: int) -> str:
+  """The size whose nominal width is nearest the one the box implies (a semicircle's
+  box is half as tall as wide); the area would follow a soft edge's spread."""
+  width = np.sqrt(w * h / masks.aspect(kind))
   return min(vocab.SIZE_NAMES, key=lambda s: abs(vocab.size_px(s, resolution) - width))
 
 
@@ -173,7 +166,7 @@ def read(image: np.ndarray, *, min_area: int | None = None) -> Scene:
       kind = classify(crop)
       x0, y0 = xs.start + cols[0], ys.start + rows[0]
       x1, y1 = xs.start + cols[-1] + 1, ys.start + rows[-1] + 1
-      objects.append(Obj(kind, vocab.COLOUR_NAMES[colour], _size(kind, crop.sum(), resolution),
+      objects.append(Obj(kind, vocab.COLOUR_NAMES[colour], _size(kind, *crop.shape, resolution),
                          (x0 + x1) / 2, (y0 + y1) / 2, (int(x0), int(y0), int(x1), int(y1))))
   objects.sort(key=lambda o: (o.box[1], o.box[0]))
   return Scene(tuple(objects), resolution)
