@@ -3,7 +3,8 @@
 The benchmark's figures rest on analyzer.py, which snaps pixels to the palette
 and matches each component against the world's silhouettes stretched to its
 box. A drawer can learn what one reader forgives; this reader shares none of
-its steps, so a verdict both give is not an artefact of either:
+its steps (only the world's speck size), so a verdict both give is not an
+artefact of either:
 
 1. foreground is every pixel farther from the background grey than half the
    gap to the nearest palette colour; no palette snapping;
@@ -27,10 +28,11 @@ import functools
 import numpy as np
 from scipy import ndimage, spatial
 
-from unified_mm.data.shapes import masks, vocab
+from unified_mm.data.shapes import analyzer, masks, vocab
 from unified_mm.data.shapes.scene import Obj, Scene
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+_PALETTE = vocab.palette_array()[:-1].astype(np.float32)  # [P, 3], no background
 # Half the smallest distance from the background grey to a palette colour.
 _FOREGROUND_DISTANCE = 0.5 * float(np.sqrt(
     ((vocab.palette_array()[:-1] - vocab.palette_array()[-1]) ** 2).sum(1)).min())
@@ -125,44 +127,42 @@ def _size(kind: str, h: int, w: int, resolution: int) -> str:
   return min(vocab.SIZE_NAMES, key=lambda s: abs(vocab.size_px(s, resolution) - width))
 
 
-def _objects_of(crop_pixels: np.ndarray, mask: np.ndarray, min_area: int):
-  """(colour index, bool mask) per object in one foreground component."""
-  palette = vocab.palette_array()[:-1].astype(np.float32)
-  nearest = ((crop_pixels[:, :, None, :] - palette) ** 2).sum(-1).argmin(-1)  # [h, w]
-  votes = np.bincount(nearest[mask], minlength=len(palette))
-  colours = [c for c in np.flatnonzero(votes >= min_area)] or [int(votes.argmax())]
-  if len(colours) == 1:
-    yield colours[0], mask
+def _object_masks(crop_pixels: np.ndarray, mask: np.ndarray, min_area: int):
+  """A bool mask per object in one foreground component."""
+  d2 = ((crop_pixels[:, :, None, :] - _PALETTE) ** 2).sum(-1)  # [h, w, P]
+  votes = np.bincount(d2.argmin(-1)[mask], minlength=len(_PALETTE))
+  colours = np.flatnonzero(votes >= min_area)
+  if len(colours) <= 1:
+    yield mask
     return
   # Touching objects: every pixel joins the nearest of the colours held in bulk.
-  owner = np.asarray(colours)[((crop_pixels[:, :, None, :] - palette[colours]) ** 2).sum(-1).argmin(-1)]
+  owner = colours[d2[..., colours].argmin(-1)]  # [h, w]
   for c in colours:
     labels, n = ndimage.label(mask & (owner == c), structure=_EIGHT_CONNECTED)
     for i in range(1, n + 1):
       if (labels == i).sum() >= min_area:
-        yield c, labels == i
+        yield labels == i
 
 
 def read(image: np.ndarray, *, min_area: int | None = None) -> Scene:
   """Reads an [H, W, 3] image (0..255) into a Scene, objects top-left first."""
   pixels = np.asarray(image)[..., :3].astype(np.float32)
   resolution = min(pixels.shape[:2])
-  if min_area is None:  # a tenth of the smallest object's box, as a speck
-    min_area = max(4, int(0.1 * vocab.size_px(vocab.SIZE_NAMES[0], resolution) ** 2))
+  # The world's speck size is the one rule the two readers share.
+  min_area = analyzer.default_min_area(resolution) if min_area is None else min_area
   background = np.asarray(vocab.BACKGROUND, dtype=np.float32)
   foreground = np.sqrt(((pixels - background) ** 2).sum(-1)) > _FOREGROUND_DISTANCE
   components, _ = ndimage.label(foreground, structure=_EIGHT_CONNECTED)
-  palette = vocab.palette_array()[:-1].astype(np.float32)
   objects = []
   for i, (ys, xs) in enumerate(ndimage.find_objects(components), start=1):
     component = components[ys, xs] == i
     if component.sum() < min_area:
       continue
-    for colour, mask in _objects_of(pixels[ys, xs], component, min_area):
+    for mask in _object_masks(pixels[ys, xs], component, min_area):
       rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
       crop = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
       median = np.median(pixels[ys, xs][mask], axis=0)
-      colour = int(((palette - median) ** 2).sum(1).argmin())
+      colour = int(((_PALETTE - median) ** 2).sum(1).argmin())
       kind = classify(crop)
       x0, y0 = xs.start + cols[0], ys.start + rows[0]
       x1, y1 = xs.start + cols[-1] + 1, ys.start + rows[-1] + 1
