@@ -80,12 +80,15 @@ def _category_section(paths: dict[str, dict[str, Any]]) -> list[str]:
           + _table(["path", *CATEGORIES, "overall"], rows))
 
 
-def _second_reader_section(paths: dict[str, dict[str, Any]]) -> list[str]:
+def _second_reader_summaries(paths: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+  """{path: benchmark.second_reader_summary}, for the paths whose results carry one."""
+  return {name: benchmark.second_reader_summary(p["results"]) for name, p in paths.items()
+          if p["results"] and "second_reader" in p["results"][0]}
+
+
+def _second_reader_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
   rows = []
-  for name, p in paths.items():
-    if not p["results"] or "second_reader" not in p["results"][0]:
-      continue
-    s = benchmark.second_reader_summary(p["results"])
+  for name, s in summaries.items():
     overall = "-" if s["overall"] is None else f"{s['overall']:.2f}"
     curve = ", ".join(f"{pt['num_objects']}: {pt['all_correct']:.2f}" for pt in s["curve"])
     rows.append([name] + [f"{s['categories'][c]['accuracy']:.2f}" for c in CATEGORIES]
@@ -254,7 +257,8 @@ def write_report(out_dir, *, paths: dict[str, dict[str, Any]],
   lines = ["# Shapes benchmark", ""]
   lines += _category_section(paths)
   lines += _plan_section(paths)
-  lines += _second_reader_section(paths)
+  second = _second_reader_summaries(paths)
+  lines += _second_reader_section(second)
   lines += _curve_section(paths)
   lines += _accuracy_section(
       "Captioning", captioning,
@@ -269,20 +273,19 @@ def write_report(out_dir, *, paths: dict[str, dict[str, Any]],
   lines += _commands_section(commands, extra_notes)
   report = out_dir / "report.md"
   report.write_text("\n".join(lines))
-  _write_json(out_dir, paths, captioning, editing, stage_times, probe_tflops, commands, extra_notes)
+  _write_json(out_dir, paths, second, captioning, editing, stage_times, probe_tflops, commands,
+              extra_notes)
   return report
 
 
-def _write_json(out_dir: pathlib.Path, paths, captioning, editing, stage_times, probe_tflops,
-                commands, notes) -> None:
+def _write_json(out_dir: pathlib.Path, paths, second, captioning, editing, stage_times,
+                probe_tflops, commands, notes) -> None:
   """report.json holds the numbers; per-prompt verdicts go to results_<path>.jsonl."""
   for name, p in paths.items():
     with open(out_dir / f"results_{slug(name)}.jsonl", "w") as f:
       f.writelines(json.dumps(r, default=_jsonable) + "\n" for r in p["results"])
   doc = {"paths": {name: p["summary"] for name, p in paths.items()},
-         "second_reader": {name: benchmark.second_reader_summary(p["results"])
-                           for name, p in paths.items()
-                           if p["results"] and "second_reader" in p["results"][0]},
+         "second_reader": second,
          "captioning": _as_named(captioning), "editing": _as_named(editing),
          "stage_seconds": dict(stage_times),
          "stage_minutes": {k: v / 60 for k, v in stage_times.items()},

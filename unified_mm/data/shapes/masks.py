@@ -61,19 +61,21 @@ _POLYGONS = {
 
 
 def inside(kind: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-  """Whether unit-box points (x, y) lie inside the silhouette of `kind`."""
+  """Whether points (x, y), in units of the kind's box, lie inside its silhouette;
+  never outside the box, wherever the points are."""
+  in_box = (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
   if kind == "circle":
-    return (x - 0.5) ** 2 + (y - 0.5) ** 2 <= 0.25
+    return in_box & ((x - 0.5) ** 2 + (y - 0.5) ** 2 <= 0.25)
   if kind == "square":
-    return (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
+    return in_box
   if kind == "cross":
     # Arms one third thick: wide enough at 10 px, thin enough to leave corners.
-    return (np.abs(x - 0.5) <= 1 / 6) | (np.abs(y - 0.5) <= 1 / 6)
+    return in_box & ((np.abs(x - 0.5) <= 1 / 6) | (np.abs(y - 0.5) <= 1 / 6))
   if kind == "semicircle":
     # Flat side down; the box is twice as wide as it is tall.
-    return (2 * x - 1) ** 2 + (1 - y) ** 2 <= 1
+    return in_box & ((2 * x - 1) ** 2 + (1 - y) ** 2 <= 1)
   if kind in _POLYGONS:
-    return _inside_polygon(x, y, _POLYGONS[kind])
+    return in_box & _inside_polygon(x, y, _POLYGONS[kind])
   raise ValueError(f"unknown kind {kind!r}; known: {vocab.KINDS}")
 
 
@@ -82,15 +84,22 @@ def aspect(kind: str) -> float:
   return 0.5 if kind == "semicircle" else 1.0
 
 
+def coverage_at(kind: str, box: tuple[float, float, float, float], shape: tuple[int, int],
+                supersample: int = _SUPERSAMPLE) -> np.ndarray:
+  """[H, W] float32: fraction of each pixel of an H x W canvas that `kind` covers
+  when its box is (x0, y0, width, height) px; fractional boxes allowed."""
+  x0, y0, width, height = box
+  (h, w), s = shape, supersample
+  ys = (np.arange(h * s) + 0.5 - y0 * s) / (height * s)
+  xs = (np.arange(w * s) + 0.5 - x0 * s) / (width * s)
+  x, y = np.meshgrid(xs, ys)  # [h*s, w*s] each
+  return inside(kind, x, y).astype(np.float32).reshape(h, s, w, s).mean(axis=(1, 3))
+
+
 @functools.lru_cache(maxsize=8192)
 def coverage(kind: str, h: int, w: int) -> np.ndarray:
   """[h, w] float32: fraction of each pixel the silhouette covers, box-filled."""
-  s = _SUPERSAMPLE
-  ys = (np.arange(h * s) + 0.5) / (h * s)
-  xs = (np.arange(w * s) + 0.5) / (w * s)
-  x, y = np.meshgrid(xs, ys)  # [h*s, w*s] each
-  hits = inside(kind, x, y).astype(np.float32)
-  cov = hits.reshape(h, s, w, s).mean(axis=(1, 3))
+  cov = coverage_at(kind, (0, 0, w, h), (h, w))
   cov.setflags(write=False)
   return cov
 

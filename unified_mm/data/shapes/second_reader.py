@@ -80,12 +80,7 @@ def _drawn_shape(kind: str, width: float, rng: np.random.Generator) -> np.ndarra
   height = width * masks.aspect(kind)
   side = int(np.ceil(max(width, height))) + 4
   x0, y0 = rng.uniform(1.5, 2.5, size=2)
-  s = _SUPERSAMPLE
-  grid = (np.arange(side * s) + 0.5) / s
-  x, y = np.meshgrid((grid - x0) / width, (grid - y0) / height)
-  in_box = (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
-  cov = (masks.inside(kind, x, y) & in_box).astype(np.float32)
-  cov = cov.reshape(side, s, side, s).mean((1, 3))
+  cov = masks.coverage_at(kind, (x0, y0, width, height), (side, side), _SUPERSAMPLE)
   blur = rng.choice([0.0, 0.0, rng.uniform(0.3, 0.9)])
   if blur:
     cov = ndimage.gaussian_filter(cov, blur)
