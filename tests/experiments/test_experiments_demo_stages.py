@@ -2,8 +2,11 @@
 
 import pathlib
 
-from unified_mm.cli.commands.demo import BASELINE, STAGES, _stage_config
-from unified_mm.config.loading import load_config
+import pytest
+
+from unified_mm.cli.commands.demo import BASELINE, STAGES, _stage_config, check_override_stages
+from unified_mm.cli.main import main
+from unified_mm.config.loading import ConfigError, load_config
 
 SHAPES = str(pathlib.Path(__file__).resolve().parents[2] / "experiments/shapes.py")
 
@@ -38,3 +41,25 @@ def test_explicit_steps_win_over_the_scale(tmp_path):
   c = _stage_config(BASELINE[0], pathlib.Path(tmp_path), 0.1, [], steps=1234)
   assert c.train.steps == 1234
   assert c.model.visual_codes == 0 and c.model.layout_len == 0  # text only
+
+
+def test_a_stage_override_error_names_the_key_as_typed(tmp_path):
+  with pytest.raises(ConfigError, match=r"--config\.ar\.model\.d_modle: .*did you mean 'd_model'"):
+    _stage_config("ar", pathlib.Path(tmp_path), 0.1, ["--config.ar.model.d_modle=384"])
+  # GRPO takes its model from the ar run; the message says where to set it.
+  with pytest.raises(ConfigError, match=r"--config\.ar_grpo\.model.*--config\.ar\.model"):
+    _stage_config("ar_grpo", pathlib.Path(tmp_path), 0.1, ["--config.ar_grpo.model.d_model=384"])
+
+
+def test_an_override_naming_no_stage_fails_before_anything_runs(tmp_path, capsys):
+  check_override_stages(["--config.ar.train.batch_size=4",
+                         "--config.renderer_text_only.train.steps=3"])
+  typo = r"'rendrer_layout' is not one \(did you mean 'renderer_layout'"
+  with pytest.raises(ConfigError, match=typo):
+    check_override_stages(["--config.rendrer_layout.train.steps=3"])
+  root = pathlib.Path(tmp_path) / "root"
+  # Without the check this override was dropped and the demo trained on.
+  assert main(["demo", "--workdir", str(root), "--config.model.d_model=384"]) == 2
+  err = capsys.readouterr().err
+  assert "--config.model.d_model=384" in err and "--config.<stage>.<key>" in err
+  assert not root.exists()

@@ -36,6 +36,7 @@ and retrains it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import pathlib
@@ -73,7 +74,7 @@ def add_arguments(parser) -> None:
 
 def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[str],
                   steps: int | None = None):
-  from unified_mm.config.loading import apply_overrides, load_config  # noqa: PLC0415
+  from unified_mm.config.loading import ConfigError, apply_overrides, load_config  # noqa: PLC0415
   experiments = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "shapes.py"
   config = load_config(f"{experiments}:{stage}")
   steps = steps or max(10, int(config.train.steps * scale))
@@ -83,16 +84,37 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
   evals = 0 if stage == "ar_grpo" else steps
   if stage == "ar_grpo":
     linked.append(f"ckpt.init_from={root / 'ar'}")  # its start and its KL reference
-  return apply_overrides(config, [f"train.steps={steps}",
-                                  f"ckpt.save_every_steps={max(steps // 2, 1)}",
-                                  f"train.eval_every_steps={evals}", *linked,
-                                  *_stage_overrides(stage, overrides)])
+  config = apply_overrides(config, [f"train.steps={steps}",
+                                    f"ckpt.save_every_steps={max(steps // 2, 1)}",
+                                    f"train.eval_every_steps={evals}", *linked])
+  try:
+    return apply_overrides(config, _stage_overrides(stage, overrides))
+  except ConfigError as e:  # name the key as the user typed it, stage included
+    message = str(e).replace("--config.", f"--config.{stage}.", 1)
+    if stage == "ar_grpo" and message.startswith("--config.ar_grpo.model"):
+      message += "; GRPO's model is its ar run's: set it with --config.ar.model.<key>"
+    raise ConfigError(message) from None
 
 
 def _stage_overrides(stage: str, overrides: list[str]) -> list[str]:
   """`--config.<stage>.a.b=v` applies `a.b=v` to that stage only."""
   prefix = f"--config.{stage}."
   return [o[len(prefix):] for o in overrides if o.startswith(prefix)]
+
+
+def check_override_stages(overrides: list[str]) -> None:
+  """Every override names one of the demo's stages first: one that names none
+  (`--config.model.d_model=384`) would otherwise be dropped without a word."""
+  from unified_mm.config.loading import ConfigError  # noqa: PLC0415
+  stages = [stage for stage, _ in (*STAGES, BASELINE)]
+  for item in overrides:
+    first = item.removeprefix("--config.").split(".", 1)[0].split("=", 1)[0]
+    if first not in stages:
+      near = difflib.get_close_matches(first, stages, n=1)
+      hint = f" (did you mean '{near[0]}'?)" if near else ""
+      raise ConfigError(f"{item}: `umm demo` overrides name their stage first, "
+                        f"--config.<stage>.<key>=VALUE with <stage> one of "
+                        f"{', '.join(stages)}; '{first}' is not one{hint}")
 
 
 class Preempted(Exception):
@@ -293,6 +315,7 @@ def run(args) -> int:
 
   started = time.perf_counter()
   binding_counts = _counts(args.binding_counts)  # a typo fails now, not after training
+  check_override_stages(args.overrides)
   root = pathlib.Path(args.workdir)
   log = logging.getLogger("unified_mm.demo")
   command = "umm demo " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
