@@ -81,21 +81,25 @@ class StandInFrontend:
   latent_channels: int = 3
 
   @property
+  def stand_in_codes(self):
+    """Its codes are the data pipeline's stand-in ones (data/stand_in_codes.py): both agree."""
+    from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
+    return StandInCodes(self.code_grid, self.levels)
+
+  @property
   def num_codes(self) -> int:
-    return self.levels ** 3
+    return self.stand_in_codes.num_codes
 
   @property
   def fsq_levels(self) -> tuple[int, ...]:
-    """Its ids are 3 base-`levels` digits, like an FSQ code of 3 channels."""
-    return (self.levels,) * 3
+    return self.stand_in_codes.fsq_levels
 
   def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
     images = np.asarray(images)
     b, s = images.shape[0], self.image_size // self.latent_size
     x = images.astype(np.float32) / 127.5 - 1.0
     z = x.reshape(b, self.latent_size, s, self.latent_size, s, 3).mean(axis=(2, 4))
-    return z, StandInCodes(self.code_grid, self.levels)(images)
+    return z, self.stand_in_codes(images)
 
   def decode_latent(self, z) -> np.ndarray:
     s = self.image_size // self.latent_size
@@ -103,8 +107,7 @@ class StandInFrontend:
     return np.asarray(to_uint8(x))
 
   def decode_codes(self, ids) -> np.ndarray:
-    from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
-    return StandInCodes(self.code_grid, self.levels).to_image(np.asarray(ids), self.image_size)
+    return self.stand_in_codes.to_image(np.asarray(ids), self.image_size)
 
   def plan_latent(self, ids) -> np.ndarray:
     return self.encode(self.decode_codes(ids))[0]
