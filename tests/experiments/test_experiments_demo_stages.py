@@ -57,6 +57,8 @@ def test_an_override_naming_no_stage_fails_before_anything_runs(tmp_path, capsys
   typo = r"'rendrer_layout' is not one \(did you mean 'renderer_layout'"
   with pytest.raises(ConfigError, match=typo):
     check_override_stages(["--config.rendrer_layout.train.steps=3"])
+  with pytest.raises(ConfigError, match="'ar' names no key"):
+    check_override_stages(["--config.ar=3"])
   root = pathlib.Path(tmp_path) / "root"
   # Without the check this override was dropped and the demo trained on.
   assert main(["demo", "--workdir", str(root), "--config.model.d_model=384"]) == 2

@@ -108,13 +108,15 @@ def check_override_stages(overrides: list[str]) -> None:
   from unified_mm.config.loading import ConfigError  # noqa: PLC0415
   stages = [stage for stage, _ in (*STAGES, BASELINE)]
   for item in overrides:
-    first = item.removeprefix("--config.").split(".", 1)[0].split("=", 1)[0]
-    if first not in stages:
-      near = difflib.get_close_matches(first, stages, n=1)
-      hint = f" (did you mean '{near[0]}'?)" if near else ""
-      raise ConfigError(f"{item}: `umm demo` overrides name their stage first, "
-                        f"--config.<stage>.<key>=VALUE with <stage> one of "
-                        f"{', '.join(stages)}; '{first}' is not one{hint}")
+    first, dot, _ = item.removeprefix("--config.").partition("=")[0].partition(".")
+    if first in stages and dot:
+      continue
+    near = difflib.get_close_matches(first, stages, n=1)
+    why = (f"'{first}' names no key" if first in stages else
+           f"'{first}' is not one" + (f" (did you mean '{near[0]}'?)" if near else ""))
+    raise ConfigError(f"{item}: `umm demo` overrides name their stage first, "
+                      f"--config.<stage>.<key>=VALUE with <stage> one of "
+                      f"{', '.join(stages)}; {why}")
 
 
 class Preempted(Exception):
