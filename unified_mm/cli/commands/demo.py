@@ -96,10 +96,16 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
     raise ConfigError(message) from None
 
 
+def _split_stage(item: str) -> tuple[str, str]:
+  """`--config.ar.train.steps=3` -> ("ar", "train.steps=3"); ("ar", "") when no key follows."""
+  name, eq, value = item.removeprefix("--config.").partition("=")
+  stage, _, key = name.partition(".")
+  return stage, f"{key}{eq}{value}" if key else ""
+
+
 def _stage_overrides(stage: str, overrides: list[str]) -> list[str]:
   """`--config.<stage>.a.b=v` applies `a.b=v` to that stage only."""
-  prefix = f"--config.{stage}."
-  return [o[len(prefix):] for o in overrides if o.startswith(prefix)]
+  return [rest for name, rest in map(_split_stage, overrides) if name == stage and rest]
 
 
 def check_override_stages(overrides: list[str]) -> None:
@@ -108,8 +114,8 @@ def check_override_stages(overrides: list[str]) -> None:
   from unified_mm.config.loading import ConfigError  # noqa: PLC0415
   stages = [stage for stage, _ in (*STAGES, BASELINE)]
   for item in overrides:
-    first, dot, _ = item.removeprefix("--config.").partition("=")[0].partition(".")
-    if first in stages and dot:
+    first, rest = _split_stage(item)  # the split _stage_overrides applies: what it drops fails here
+    if first in stages and rest:
       continue
     near = difflib.get_close_matches(first, stages, n=1)
     why = (f"'{first}' names no key" if first in stages else

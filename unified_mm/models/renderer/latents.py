@@ -14,6 +14,7 @@ data pipeline's parameter-free StandInCodes as its visual tokens.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 
 import jax
@@ -80,7 +81,7 @@ class StandInFrontend:
   levels: int = 4
   latent_channels: int = 3
 
-  @property
+  @functools.cached_property
   def stand_in_codes(self):
     """Its codes are the data pipeline's stand-in ones (data/stand_in_codes.py): both agree."""
     from unified_mm.data.stand_in_codes import StandInCodes  # noqa: PLC0415
