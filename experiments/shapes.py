@@ -91,7 +91,8 @@ def ar_config():
   15 minutes on 2 cores beside the renderer inside `./scripts/demo`. What
   300 steps teach well is the plan (docs/quality.md); the image codes and
   captions need far longer (2,700 steps of /4 codes: caption match 0.94,
-  docs/ar.md).
+  docs/ar.md; `umm demo --config.ar.train.steps=2000`: captions 0.46, the
+  plain path 0.33, the planned path 0.85, in about an hour).
   """
   import ml_collections  # noqa: PLC0415
 
