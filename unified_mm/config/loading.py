@@ -44,27 +44,27 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
   return config
 
 
-def _parse_value(key: str, text: str, current):
+def _parse_value(name: str, text: str, current):
   if isinstance(current, bool):
     if text.lower() in ("true", "1", "yes"):
       return True
     if text.lower() in ("false", "0", "no"):
       return False
-    raise ConfigError(f"--config.{key}={text}: expected a bool")
+    raise ConfigError(f"{name}={text}: expected a bool")
   if isinstance(current, (int, float)) and not isinstance(current, bool):
     try:
       value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
-      raise ConfigError(f"--config.{key}={text}: expected a number") from None
+      raise ConfigError(f"{name}={text}: expected a number") from None
     # Any other literal ([1], None, True) is a wrong type, not a number to cast.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-      raise ConfigError(f"--config.{key}={text}: expected a number")
+      raise ConfigError(f"{name}={text}: expected a number")
     if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
-      raise ConfigError(f"--config.{key}={text}: expected an integer")
+      raise ConfigError(f"{name}={text}: expected an integer")
     try:
       return type(current)(value)
     except OverflowError:  # int(inf)
-      raise ConfigError(f"--config.{key}={text}: expected a finite number") from None
+      raise ConfigError(f"{name}={text}: expected a finite number") from None
   if isinstance(current, str):
     return text
   try:
@@ -76,30 +76,32 @@ def _parse_value(key: str, text: str, current):
   return value
 
 
-def _unknown(key: str, node: ml_collections.ConfigDict, leaf: str) -> ConfigError:
+def _unknown(name: str, node: ml_collections.ConfigDict, leaf: str) -> ConfigError:
   close = difflib.get_close_matches(leaf, list(node.keys()), n=1)
   hint = f" (did you mean '{close[0]}'?)" if close else ""
-  return ConfigError(f"--config.{key}: unknown config key{hint}")
+  return ConfigError(f"{name}: unknown config key{hint}")
 
 
-def apply_overrides(config: ml_collections.ConfigDict,
-                    overrides: Sequence[str]) -> ml_collections.ConfigDict:
-  """Applies `a.b=value` strings (with or without a leading `--config.`)."""
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str],
+                    flag: str = "--config.") -> ml_collections.ConfigDict:
+  """Applies `a.b=value` strings (with or without a leading `--config.`); an error
+  names the key as the user typed it, `flag` first (`--config.ar.` for `umm demo`'s
+  per-stage overrides)."""
   config = ml_collections.ConfigDict(config)  # unlocked copy
   for item in overrides:
     item = item.removeprefix("--").removeprefix("config.")
     key, sep, text = item.partition("=")
     if not sep:
-      raise ConfigError(f"--config.{key}: expected --config.{key}=VALUE")
+      raise ConfigError(f"{flag}{key}: expected {flag}{key}=VALUE")
     *parents, leaf = key.split(".")
     node = config
     for i, part in enumerate(parents):
       if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-        raise _unknown(".".join(parents[: i + 1]), node, part)
+        raise _unknown(flag + ".".join(parents[: i + 1]), node, part)
       node = node[part]
     if leaf not in node:
-      raise _unknown(key, node, leaf)
-    value = _parse_value(key, text, node[leaf])
+      raise _unknown(flag + key, node, leaf)
+    value = _parse_value(flag + key, text, node[leaf])
     with node.ignore_type():
       node[leaf] = value
   return config

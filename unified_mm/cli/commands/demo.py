@@ -88,12 +88,12 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
                                     f"ckpt.save_every_steps={max(steps // 2, 1)}",
                                     f"train.eval_every_steps={evals}", *linked])
   try:
-    return apply_overrides(config, _stage_overrides(stage, overrides))
-  except ConfigError as e:  # name the key as the user typed it, stage included
-    message = str(e).replace("--config.", f"--config.{stage}.", 1)
-    if stage == "ar_grpo" and message.startswith("--config.ar_grpo.model"):
-      message += "; GRPO's model is its ar run's: set it with --config.ar.model.<key>"
-    raise ConfigError(message) from None
+    return apply_overrides(config, _stage_overrides(stage, overrides), flag=f"--config.{stage}.")
+  except ConfigError as e:
+    if stage == "ar_grpo" and str(e).startswith("--config.ar_grpo.model"):
+      raise ConfigError(f"{e}; GRPO's model is its ar run's: set it with "
+                        "--config.ar.model.<key>") from None
+    raise
 
 
 def _split_stage(item: str) -> tuple[str, str]:
