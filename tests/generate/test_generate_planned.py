@@ -74,6 +74,26 @@ def test_generate_with_and_without_a_plan(stages):
   np.testing.assert_array_equal(plain.codes, again.codes)
 
 
+def test_renderer_draws_from_inside_a_training_mesh(stages):
+  """GRPO draws its plans inside its training loop: the context is the loop's mesh
+  (here all 8 devices) and its key lives there, while the renderer sits on one."""
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  from unified_mm.generate.pipeline import render_codes
+  from unified_mm.parallel.mesh import make_mesh
+  grid = stages.frontend.code_grid
+  codes = np.arange(2 * grid * grid, dtype=np.int32).reshape(2, grid, grid) % 7
+  prompts = ["a red circle", "a star"]
+  alone = render_codes(stages, codes, prompts, jax.random.key(5), steps=2)
+  mesh = make_mesh({"data": -1}, jax.devices())
+  assert mesh.size == 8
+  with jax.set_mesh(mesh):
+    key = jax.device_put(jax.random.key(5), NamedSharding(mesh, PartitionSpec()))
+    inside = render_codes(stages, codes, prompts, key, steps=2)
+  np.testing.assert_array_equal(alone, inside)
+
+
 def _umm(*args, env):
   return subprocess.run([sys.executable, "-m", "unified_mm.cli.main", *map(str, args)],
                         capture_output=True, text=True, env=env, cwd=REPO, timeout=900)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+from jax.sharding import NamedSharding, PartitionSpec
 import numpy as np
 
 from unified_mm.data.layout import MAX_LABEL_TOKENS, MAX_OBJECTS
@@ -143,12 +144,15 @@ def render_codes(stages: Stages, codes: np.ndarray, prompts: list[str], rng, *, 
   """uint8 [B, H, W, 3]: the renderer's latent for the codes (and each row's parsed
   plan, a list of LayoutObject or None), through the latent decoder."""
   from unified_mm.models.renderer.rendering import render_latents  # noqa: PLC0415
+  from unified_mm.parallel.sharding import params_mesh  # noqa: PLC0415
   task = stages.renderer_task
   grid = stages.frontend.code_grid
   if np.shape(codes)[1:] != (grid, grid):
     raise ValueError(f"codes of shape {np.shape(codes)}: the tokenizer's grid is {grid} x {grid}")
   inputs = task.context_inputs(task.conditioning(np.asarray(codes, np.int32), prompts, layouts))
   with stages.renderer_placed():
+    # The key may come from another mesh (GRPO's, whose policy sampled with it).
+    rng = jax.device_put(rng, NamedSharding(params_mesh(stages.renderer), PartitionSpec()))
     z = render_latents(stages.renderer, rng, steps=steps, chunks=chunks,
                        cfg_scale=float(cfg_scale), method=method,
                        shift=float(task.config.sample.shift),

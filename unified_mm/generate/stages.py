@@ -98,12 +98,12 @@ class Stages:
   renderer_rules: tuple = ()      # a placed renderer's logical rules; () when replicated
 
   def renderer_placed(self):
-    """The context the renderer's calls run in (its mesh and rules when placed)."""
-    import contextlib  # noqa: PLC0415
-    if not self.renderer_rules:
-      return contextlib.nullcontext()
-    from unified_mm.parallel.sharding import activate, params_mesh  # noqa: PLC0415
-    return activate(params_mesh(self.renderer), self.renderer_rules)
+    """The context the renderer's calls run in: its mesh and rules when placed, else
+    its own device's mesh and no rules. Called from a training loop (GRPO draws its
+    plans), the loop's mesh would otherwise be the context, over other devices."""
+    from unified_mm.parallel.sharding import activate, on_mesh, params_mesh  # noqa: PLC0415
+    mesh = params_mesh(self.renderer)
+    return activate(mesh, self.renderer_rules) if self.renderer_rules else on_mesh(mesh)
 
   @property
   def renderer_reads_codes(self) -> bool:
