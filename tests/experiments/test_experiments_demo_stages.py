@@ -65,3 +65,20 @@ def test_an_override_naming_no_stage_fails_before_anything_runs(tmp_path, capsys
   err = capsys.readouterr().err
   assert "--config.model.d_model=384" in err and "--config.<stage>.<key>" in err
   assert not root.exists()
+
+
+def test_the_tokenizer_trains_on_one_cpu_device_per_core(monkeypatch):
+  """On a CPU-only host the tokenizer's process gets one XLA CPU device per core
+  (as many as divide its batch); the side-by-side stages and GRPO keep one, and a
+  device count already forced in XLA_FLAGS (the tests' 8) is left alone."""
+  import os
+
+  from unified_mm.cli.commands.demo import cpu_devices
+  assert "xla_force_host_platform_device_count=8" in os.environ["XLA_FLAGS"]
+  assert cpu_devices("tokenizer", 16) == 0
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+  for cores, batch, devices in ((2, 16, 2), (3, 16, 2), (8, 12, 6), (1, 16, 0), (4, 7, 0)):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+    assert cpu_devices("tokenizer", batch) == devices, (cores, batch)
+    for stage in ("ar", "renderer_layout", "ar_grpo"):
+      assert cpu_devices(stage, batch) == 0

@@ -39,6 +39,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import pathlib
 import shlex
 import sys
@@ -52,6 +53,13 @@ HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then ben
 STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer_layout", "renderer"),
           ("ar_grpo", "ar_rl"))
 SIDE_BY_SIDE = ("ar", "renderer_layout")
+# XLA:CPU runs one device's convolutions on a thread pool that two cores fill only
+# 1.4x (the tokenizer's step: 281 ms on one core, 202 ms on two). Split into one
+# single-device share of the batch per core, data-parallel, the step takes 157 ms
+# (docs/quality.md, "The main job"). So on a host without accelerators these stages,
+# which train alone, get one XLA CPU device per core. The side-by-side stages already
+# fill both cores, and GRPO's step, mostly latency-bound rollouts, gained under 5%.
+DEVICE_PER_CORE = ("tokenizer",)
 BASELINE = ("renderer_text_only", "renderer_text_only")
 
 
@@ -134,9 +142,26 @@ class Preempted(Exception):
     self.completed = completed  # workdir names of the stages trained to the end
 
 
-def _stage_process(config, workdir, queue) -> None:
+def cpu_devices(stage: str, batch_size: int) -> int:
+  """XLA CPU devices for `stage`'s process: one per core (the most that divide its
+  batch) for a DEVICE_PER_CORE stage on a host without accelerators; 0 (XLA's
+  default, one) otherwise, and when XLA_FLAGS already forces a count (the tests' 8)."""
+  import jax  # noqa: PLC0415
+  if (stage not in DEVICE_PER_CORE or jax.default_backend() != "cpu"
+      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+    return 0
+  cores = len(os.sched_getaffinity(0))
+  n = max(d for d in range(1, cores + 1) if batch_size % d == 0)
+  return n if n > 1 else 0
+
+
+def _stage_process(config, workdir, queue, devices: int = 0) -> None:
   """One stage in a process of its own: puts (workdir name, wall seconds) on
-  `queue`; exits PREEMPTED_EXIT_CODE when a signal stopped it early (saved)."""
+  `queue`; exits PREEMPTED_EXIT_CODE when a signal stopped it early (saved).
+  `devices` > 0: that many XLA CPU devices (set before JAX starts its backend)."""
+  if devices:
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
   from unified_mm.cli.commands.train import _setup_logging, train_stage  # noqa: PLC0415
   _setup_logging("INFO")  # before Orbax loads: absl's first log line configures logging otherwise
   import jax  # noqa: PLC0415
@@ -149,9 +174,10 @@ def _stage_process(config, workdir, queue) -> None:
     sys.exit(PREEMPTED_EXIT_CODE)
 
 
-def train_side_by_side(jobs: list[tuple[object, pathlib.Path]], stop) -> dict[str, float]:
-  """Trains stages in parallel processes (spawned: JAX does not survive a fork),
-  the demo's own process only watching; {workdir name: wall seconds}.
+def train_side_by_side(jobs: list[tuple[object, pathlib.Path, int]], stop) -> dict[str, float]:
+  """Trains stages (config, workdir, XLA CPU devices or 0) in parallel processes
+  (spawned: JAX does not survive a fork), the demo's own process only watching;
+  {workdir name: wall seconds}.
 
   A signal to the demo (`stop`, a PreemptionFlag) is passed on as SIGTERM to
   every stage still training, and so is any stage ending early: each saves and
@@ -162,9 +188,9 @@ def train_side_by_side(jobs: list[tuple[object, pathlib.Path]], stop) -> dict[st
   from unified_mm.train.preemption import PREEMPTED_EXIT_CODE  # noqa: PLC0415
   ctx = multiprocessing.get_context("spawn")
   queue = ctx.Queue()
-  procs = {pathlib.Path(w).name: ctx.Process(target=_stage_process, args=(c, w, queue))
-           for c, w in jobs}
-  totals = {pathlib.Path(workdir).name: int(config.train.steps) for config, workdir in jobs}
+  procs = {pathlib.Path(w).name: ctx.Process(target=_stage_process, args=(c, w, queue, n))
+           for c, w, n in jobs}
+  totals = {pathlib.Path(workdir).name: int(config.train.steps) for config, workdir, _ in jobs}
   for p in procs.values():
     p.start()
   stopping = False
@@ -236,11 +262,14 @@ def _train_stages(root: pathlib.Path, args, stop, log) -> tuple[dict[str, float]
   """Trains every stage in order, each resuming; ({name: wall seconds}, report notes).
   Raises Preempted (after the stages in training saved) when `stop` is set."""
   times, notes, completed = {}, [], []
-  configs, workdirs = {}, dict(STAGES)
+  configs, workdirs, devices = {}, dict(STAGES), {}
   for stage, workdir in STAGES:
     configs[stage] = _stage_config(stage, root, args.scale, args.overrides)
     configs[stage].lock()
-    log.info("stage %s: %d steps -> %s", stage, configs[stage].train.steps, root / workdir)
+    devices[stage] = cpu_devices(stage, int(configs[stage].train.batch_size))
+    split = f" (data-parallel over {devices[stage]} XLA CPU devices)" if devices[stage] else ""
+    log.info("stage %s: %d steps -> %s%s", stage, configs[stage].train.steps, root / workdir,
+             split)
   groups = []
   for stage, _ in STAGES:
     if stage not in SIDE_BY_SIDE:
@@ -253,7 +282,8 @@ def _train_stages(root: pathlib.Path, args, stop, log) -> tuple[dict[str, float]
     for stage in group:
       _check_upstreams(configs[stage], root / workdirs[stage], args.retrain_changed, log)
     t0 = time.perf_counter()
-    times |= _train_group([(configs[s], root / workdirs[s]) for s in group], stop, completed)
+    times |= _train_group([(configs[s], root / workdirs[s], devices[s]) for s in group], stop,
+                          completed)
     if len(group) > 1:
       times[" + ".join(group) + " (side by side, wall)"] = time.perf_counter() - t0
     completed += [workdirs[s] for s in group]
@@ -268,7 +298,7 @@ def _train_stages(root: pathlib.Path, args, stop, log) -> tuple[dict[str, float]
     if stop.requested():
       raise Preempted({}, completed)
     _check_upstreams(config, root / BASELINE[1], args.retrain_changed, log)
-    times |= _train_group([(config, root / BASELINE[1])], stop, completed)
+    times |= _train_group([(config, root / BASELINE[1], 0)], stop, completed)
   return times, notes
 
 
