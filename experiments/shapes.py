@@ -134,14 +134,17 @@ def ar_config():
   # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
   # CFG on the codes against `BOS BOI` (12: twice the plain path's score at 3,
   # docs/quality.md), the plan sampled at its own temperature and CFG, its boxes
-  # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins) and no
-  # smaller than its small objects (10 px): four-object scenes drawn whole 0.74 ->
-  # 0.84, six-object ones 0.00 -> 0.24 on the dev prompts (docs/quality.md). Plan
+  # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins) and at
+  # least 12 bins a side: the largest box still read as small (small 10 px, medium
+  # 15, the line between them at 12.5), so a small object is drawn as large as its
+  # name allows. Four-object scenes drawn whole: 0.74 (any box) -> 0.84 (10 bins)
+  # -> 0.88-0.98 (12 bins, two trainings x two dev seeds; 6 objects 0.2-0.6 ->
+  # 0.4-0.8); 14 bins reads as medium and loses small prompts (docs/quality.md). Plan
   # temperature 0.1 rather than 0.5, after GRPO: four-object binding 0.83 -> 0.88
   # over five dev seeds, overall 0.96 -> 0.98 on two ("Plan temperature").
   c.sample = ml_collections.ConfigDict(dict(cfg_scale=12.0, temperature=1.0, top_k=0,
                                             plan_cfg=2.0, plan_temperature=0.1, plan_gap=2,
-                                            plan_min_box=10))
+                                            plan_min_box=12))
   c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)
