@@ -23,11 +23,12 @@ def tokenizer_config():
 
       umm train --config experiments/shapes.py:tokenizer --workdir runs/shapes/tokenizer
 
-  Budget: 2,000 steps of 16 images, 0.77M params; about 9 minutes on 2 cores
-  (inside `./scripts/demo`). 8 x 8 = 64 codes per image, a quarter of the /4
+  Budget: 2,000 steps of 16 images, 0.77M params; 5.6 minutes on 2 cores inside
+  `./scripts/demo`, which splits the batch over one XLA CPU device per core (7.5-8
+  on one device). 8 x 8 = 64 codes per image, a quarter of the /4
   grid's, so the transformer's image documents are short; the renderer draws
   in the /4 latent. Measured (docs/quality.md, 200 held-out scenes of <= 4
-  objects): latent round trip 0.94-0.955, codes (preview) 0.55-0.60. At /4
+  objects): latent round trip 0.925-0.955, codes (preview) 0.55-0.60. At /4
   codes (5,000 steps, docs/tokenizer.md) the codes reached 0.966.
   """
   import ml_collections  # noqa: PLC0415

@@ -1,7 +1,8 @@
 """`umm demo --workdir ROOT [--scale S] [--baseline]`: the whole system on the shapes world.
 
 Trains the three stages into one run root, each resuming if interrupted:
-ROOT/tokenizer (the image tokenizer), then ROOT/ar (the unified transformer,
+ROOT/tokenizer (the image tokenizer; on a host without accelerators its
+process gets one XLA CPU device per core and splits the batch over them), then ROOT/ar (the unified transformer,
 on the tokenizer's codes) and ROOT/renderer (the latent diffusion renderer, on
 its latents; the `renderer_layout` variant, which draws from the plan the
 transformer writes) side by side, then ROOT/ar_rl (the transformer's plans
