@@ -67,18 +67,25 @@ def test_an_override_naming_no_stage_fails_before_anything_runs(tmp_path, capsys
   assert not root.exists()
 
 
-def test_the_tokenizer_trains_on_one_cpu_device_per_core(monkeypatch):
+def test_the_tokenizer_trains_on_one_cpu_device_per_core(monkeypatch, tmp_path):
   """On a CPU-only host the tokenizer's process gets one XLA CPU device per core
-  (as many as divide its batch); the side-by-side stages and GRPO keep one, and a
-  device count already forced in XLA_FLAGS (the tests' 8) is left alone."""
+  (as many as divide its batch); the side-by-side stages and GRPO keep one, and so
+  does a tokenizer whose mesh names its axes, or a host whose XLA_FLAGS already
+  force a device count (the tests' 8)."""
   import os
 
   from unified_mm.cli.commands.demo import cpu_devices
+  configs = {stage: _stage_config(stage, tmp_path, 0.1, []) for stage, _ in STAGES}
   assert "xla_force_host_platform_device_count=8" in os.environ["XLA_FLAGS"]
-  assert cpu_devices("tokenizer", 16) == 0
+  assert cpu_devices("tokenizer", configs["tokenizer"]) == 0
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
   for cores, batch, devices in ((2, 16, 2), (3, 16, 2), (8, 12, 6), (1, 16, 0), (4, 7, 0)):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
-    assert cpu_devices("tokenizer", batch) == devices, (cores, batch)
-    for stage in ("ar", "renderer_layout", "ar_grpo"):
-      assert cpu_devices(stage, batch) == 0
+    for stage, config in configs.items():
+      config = config.copy_and_resolve_references()
+      config.train.batch_size = batch
+      expected = devices if stage == "tokenizer" else 0
+      assert cpu_devices(stage, config) == expected, (stage, cores, batch)
+  named = configs["tokenizer"].copy_and_resolve_references()
+  named.mesh.data = 1
+  assert cpu_devices("tokenizer", named) == 0

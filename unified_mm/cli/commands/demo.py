@@ -2,8 +2,8 @@
 
 Trains the three stages into one run root, each resuming if interrupted:
 ROOT/tokenizer (the image tokenizer; on a host without accelerators its
-process gets one XLA CPU device per core and splits the batch over them), then ROOT/ar (the unified transformer,
-on the tokenizer's codes) and ROOT/renderer (the latent diffusion renderer, on
+process gets one XLA CPU device per core and splits the batch over them),
+then ROOT/ar (the unified transformer, on the tokenizer's codes) and ROOT/renderer (the latent diffusion renderer, on
 its latents; the `renderer_layout` variant, which draws from the plan the
 transformer writes) side by side, then ROOT/ar_rl (the transformer's plans
 post-trained with GRPO against the drawn and analyzed image, docs/rl.md).
@@ -57,7 +57,8 @@ SIDE_BY_SIDE = ("ar", "renderer_layout")
 # XLA:CPU runs one device's convolutions on a thread pool that two cores fill only
 # 1.4x (the tokenizer's step: 281 ms on one core, 202 ms on two). Split into one
 # single-device share of the batch per core, data-parallel, the step takes 157 ms
-# (docs/quality.md, "The main job"). So on a host without accelerators these stages,
+# (docs/quality.md, "The tokenizer on one CPU device per core"). So on a host without
+# accelerators these stages,
 # which train alone, get one XLA CPU device per core. The side-by-side stages already
 # fill both cores, and GRPO's step, mostly latency-bound rollouts, gained under 5%.
 DEVICE_PER_CORE = ("tokenizer",)
@@ -143,15 +144,20 @@ class Preempted(Exception):
     self.completed = completed  # workdir names of the stages trained to the end
 
 
-def cpu_devices(stage: str, batch_size: int) -> int:
+def cpu_devices(stage: str, config) -> int:
   """XLA CPU devices for `stage`'s process: one per core (the most that divide its
-  batch) for a DEVICE_PER_CORE stage on a host without accelerators; 0 (XLA's
-  default, one) otherwise, and when XLA_FLAGS already forces a count (the tests' 8)."""
+  batch) for a DEVICE_PER_CORE stage on a host without accelerators whose mesh
+  takes every device for data (the preset's); 0 (XLA's default, one) otherwise,
+  and when XLA_FLAGS already forces a count (the tests' 8)."""
   import jax  # noqa: PLC0415
+  mesh = config.mesh
   if (stage not in DEVICE_PER_CORE or jax.default_backend() != "cpu"
-      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+      or int(mesh.data) != -1 or any(int(mesh[a]) != 1 for a in ("fsdp", "tensor", "sequence"))):
     return 0
-  cores = len(os.sched_getaffinity(0))
+  usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # not on macOS
+  cores = len(usable) if usable is not None else (os.cpu_count() or 1)
+  batch_size = int(config.train.batch_size)
   n = max(d for d in range(1, cores + 1) if batch_size % d == 0)
   return n if n > 1 else 0
 
@@ -267,7 +273,7 @@ def _train_stages(root: pathlib.Path, args, stop, log) -> tuple[dict[str, float]
   for stage, workdir in STAGES:
     configs[stage] = _stage_config(stage, root, args.scale, args.overrides)
     configs[stage].lock()
-    devices[stage] = cpu_devices(stage, int(configs[stage].train.batch_size))
+    devices[stage] = cpu_devices(stage, configs[stage])
     split = f" (data-parallel over {devices[stage]} XLA CPU devices)" if devices[stage] else ""
     log.info("stage %s: %d steps -> %s%s", stage, configs[stage].train.steps, root / workdir,
              split)
