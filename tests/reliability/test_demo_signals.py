@@ -57,9 +57,15 @@ def test_ctrl_c_sets_the_flag_and_a_second_one_interrupts():
 
 def test_supervisor_passes_preempted_on(tmp_path):
   # Process 0 is preempted; process 1 saves and stops on the SIGTERM the supervisor sends.
-  saves = ("import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(75)); "
-           "time.sleep(60)")
-  commands = [[sys.executable, "-c", "import sys; sys.exit(75)"], [sys.executable, "-c", saves]]
+  # Process 0 exits only once process 1 handles SIGTERM: on a loaded machine process 1
+  # could otherwise still be starting Python when the signal comes (and die of it).
+  ready = tmp_path / "handler_installed"
+  saves = ("import pathlib, signal, sys, time; "
+           "signal.signal(signal.SIGTERM, lambda *a: sys.exit(75)); "
+           f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)")
+  preempted = (f"import os, sys, time\nwhile not os.path.exists({str(ready)!r}): time.sleep(0.01)\n"
+               "sys.exit(75)")
+  commands = [[sys.executable, "-c", preempted], [sys.executable, "-c", saves]]
   sup = supervisor.Supervisor(commands, [{}, {}], str(tmp_path), echo=None)
   sup.start()
   assert sup.wait(timeout=60) == 75
