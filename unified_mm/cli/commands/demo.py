@@ -58,9 +58,9 @@ SIDE_BY_SIDE = ("ar", "renderer_layout")
 # 1.4x (the tokenizer's step: 281 ms on one core, 202 ms on two). Split into one
 # single-device share of the batch per core, data-parallel, the step takes 157 ms
 # (docs/quality.md, "The tokenizer on one CPU device per core"). So on a host without
-# accelerators these stages,
-# which train alone, get one XLA CPU device per core. The side-by-side stages already
-# fill both cores, and GRPO's step, mostly latency-bound rollouts, gained under 5%.
+# accelerators these stages, which train alone, get one XLA CPU device per core. The
+# side-by-side stages already fill both cores, and GRPO's step, mostly latency-bound
+# rollouts, gained under 5%.
 DEVICE_PER_CORE = ("tokenizer",)
 BASELINE = ("renderer_text_only", "renderer_text_only")
 
@@ -166,12 +166,11 @@ def _stage_process(config, workdir, queue, devices: int = 0) -> None:
   """One stage in a process of its own: puts (workdir name, wall seconds) on
   `queue`; exits PREEMPTED_EXIT_CODE when a signal stopped it early (saved).
   `devices` > 0: that many XLA CPU devices (set before JAX starts its backend)."""
-  if devices:
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
   from unified_mm.cli.commands.train import _setup_logging, train_stage  # noqa: PLC0415
   _setup_logging("INFO")  # before Orbax loads: absl's first log line configures logging otherwise
   import jax  # noqa: PLC0415
+  if devices:  # as parallel/distributed.py gives a rehearsal's processes theirs
+    jax.config.update("jax_num_cpu_devices", devices)
 
   from unified_mm.train.preemption import PREEMPTED_EXIT_CODE  # noqa: PLC0415
   t0 = time.perf_counter()
