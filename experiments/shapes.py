@@ -142,10 +142,13 @@ def ar_config():
   # -> 0.88-0.98 (12 bins, two trainings x two dev seeds; 6 objects 0.2-0.6 ->
   # 0.4-0.8); 14 bins reads as medium and loses small prompts (docs/quality.md). Plan
   # temperature 0.1 rather than 0.5, after GRPO: four-object binding 0.83 -> 0.88
-  # over five dev seeds, overall 0.96 -> 0.98 on two ("Plan temperature").
+  # over five dev seeds, overall 0.96 -> 0.98 on two ("Plan temperature"). Boxes
+  # fitted to their labels (plan_fit: a large heart is not squeezed into a 12-bin
+  # gap, where the drawer made it a semicircle): four objects drawn whole 0.92 ->
+  # 1.00 and 0.88 -> 0.96 on two dev seeds ("Boxes that hold what their label names").
   c.sample = ml_collections.ConfigDict(dict(cfg_scale=12.0, temperature=1.0, top_k=0,
                                             plan_cfg=2.0, plan_temperature=0.1, plan_gap=2,
-                                            plan_min_box=12))
+                                            plan_min_box=12, plan_fit=True))
   c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)
@@ -332,10 +335,11 @@ def ar_grpo_config():
       kl_coef=0.04,            # beta of the k3 KL to the reference (DeepSeekMath's value)
       temperature=1.0,         # sampling the policy as it is: the ratio's denominator
       plan_cfg=1.0,
-      # Rollouts plan without the box gap and smallest box generation uses (None: the
-      # ar run's sample.plan_gap / plan_min_box): trained with them, counting fell
-      # 0.94 -> 0.80 on the dev prompts, sampled with them only it keeps 0.94.
-      plan_gap=-1, plan_min_box=1,
+      # Rollouts plan without the box gap, smallest box and fitted boxes generation
+      # uses (None: the ar run's sample.plan_gap / plan_min_box / plan_fit): trained
+      # with the first two, counting fell 0.94 -> 0.80 on the dev prompts, sampled with
+      # them only it keeps 0.94.
+      plan_gap=-1, plan_min_box=1, plan_fit=False,
       max_objects=6,           # the ar preset's largest scene
       seq_len=112,             # a row: prompt + plan <= 27 + 6 x 13 + 2 here
       pack_rows=32,            # the 72 answers (33-41 positions each) packed in 32 rows; 0: 72 rows

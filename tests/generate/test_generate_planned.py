@@ -146,3 +146,24 @@ def test_report_from_a_trained_root(run_root):
     assert section.lower() in text.lower(), section
   links = re.findall(r"\]\(([^)]+\.png)\)", text)
   assert links and all((path.parent / link).exists() for link in links)
+
+
+def test_fitted_plans_read_the_worlds_sides_by_token(stages):
+  """`plan_fit`: the shapes world's least box per label reaches the grammar as
+  (size id, kind id, w, h) of the transformer's own tokenizer, and generation
+  with it still writes plans that parse (the rule itself:
+  tests/models/transformer/test_transformer_layout_constraint.py)."""
+  from unified_mm.data.shapes.grounding import label_sides
+  from unified_mm.generate.pipeline import generate, label_side_ids
+  ar = stages.ar
+  got = {(ar.text.decode([a]), ar.text.decode([b])): (w, h)
+         for a, b, w, h in label_side_ids(ar)}
+  assert got == {(s, k): (w, h) for s, k, w, h in label_sides(ar.vocab.layout_bins, 64)}
+  out = generate(stages, ["a large red heart", "three small blue semicircles"], seed=0,
+                 planned=True, steps=2, max_objects=4, plan_gap=2, plan_min_box=2,
+                 plan_fit=True)
+  assert all(1 <= len(p) <= 4 for p in out.plans)
+  for plan in out.plans:
+    for o in plan:
+      x0, y0, x1, y1 = o.box
+      assert x1 - x0 + 1 >= 2 and y1 - y0 + 1 >= 2

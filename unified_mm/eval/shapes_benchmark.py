@@ -43,7 +43,7 @@ def _padded(items: list, batch: int) -> list:
 
 # Sampling keys a sweep setting may hold: the transformer's, then the renderer's.
 AR_KEYS = ("cfg_scale", "temperature", "top_k", "plan_cfg", "plan_temperature", "plan_gap",
-           "plan_min_box", "max_objects")
+           "plan_min_box", "plan_fit", "max_objects")
 RENDER_KEYS = ("steps", "chunks", "render_cfg", "method", "start")
 
 

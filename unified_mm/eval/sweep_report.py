@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 SETTING_KEYS = ("checkpoint", "setting", "cfg_scale", "temperature", "top_k", "plan_cfg",
-                "plan_temperature", "plan_gap", "plan_min_box",
+                "plan_temperature", "plan_gap", "plan_min_box", "plan_fit",
                 "steps", "chunks", "render_cfg", "method", "start")
 
 

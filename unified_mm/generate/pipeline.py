@@ -64,12 +64,28 @@ def _sample_image(ar: ArStage, prompts: list[np.ndarray], uncond: list[np.ndarra
   return v.ids_to_codes(out).reshape(len(prompts), grid, grid)
 
 
+def label_side_ids(ar: ArStage) -> tuple[tuple[int, int, int, int], ...]:
+  """The shapes world's least box per label (`grounding.label_sides`) as the
+  grammar reads it: (size word id, kind word id, w, h); words the text tokenizer
+  splits into several pieces are left out."""
+  from unified_mm.data.shapes.grounding import label_sides  # noqa: PLC0415
+  single = lambda word: ids[0] if len(ids := list(ar.text.encode(word))) == 1 else None
+  resolution = int(ar.config.data.get("image_size", 64))
+  out = []
+  for size, kind, w, h in label_sides(ar.vocab.layout_bins, resolution):
+    a, b = single(size), single(kind)
+    if a is not None and b is not None:
+      out.append((int(a), int(b), w, h))
+  return tuple(out)
+
+
 def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX_OBJECTS,
                  cfg_scale: float = 1.0, temperature: float = 1.0, top_k: int = 0,
-                 gap: int = -1, min_box: int = 1) -> list[np.ndarray]:
+                 gap: int = -1, min_box: int = 1, fit: bool = False) -> list[np.ndarray]:
   """The written plan of each prompt: ids BOL ... EOL (always well-formed; with
   `gap` >= 0 its boxes keep that many free bins between them and are at least
-  `min_box` bins a side)."""
+  `min_box` bins a side; with `fit` too, at least the size of the object their
+  label names while one is free: `label_side_ids`)."""
   from unified_mm.models.transformer.layout_constraint import layout_constraint  # noqa: PLC0415
   from unified_mm.models.transformer.sampling import sample  # noqa: PLC0415
   v = ar.vocab
@@ -84,8 +100,9 @@ def plan_layouts(ar: ArStage, prompts: list[str], rng, *, max_objects: int = MAX
   steps = max_objects * (MAX_LABEL_TOKENS + 5) + 1
   with ar.placed():
     out = np.asarray(sample(ar.model, tokens, steps, rng, temperature=temperature, top_k=top_k,
-                            constraint=layout_constraint(v, max_objects=max_objects, gap=gap,
-                                                         min_box=min_box),
+                            constraint=layout_constraint(
+                                v, max_objects=max_objects, gap=gap, min_box=min_box,
+                                label_sides=label_side_ids(ar) if fit else ()),
                             prompt_mask=mask, pad_id=v.pad, stop_id=v.eol, **guided))
   plans = []
   for row in out:
@@ -173,7 +190,7 @@ def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: fl
              steps: int = 8, chunks: int = 1, render_cfg: float = 1.0, method: str = "heun",
              start: float | None = None, init_images: np.ndarray | None = None,
              planned: bool = False, plan_cfg: float = 1.0, plan_temperature: float = 1.0,
-             plan_gap: int = -1, plan_min_box: int = 1,
+             plan_gap: int = -1, plan_min_box: int = 1, plan_fit: bool = False,
              max_objects: int = MAX_OBJECTS) -> Generated:
   """Images for prompts (or edit instructions when `init_images` [B, H, W, 3] are
   given). `planned`: the transformer writes its plan first, then draws; the
@@ -192,7 +209,7 @@ def generate(stages: Stages, prompts: list[str], *, seed: int = 0, cfg_scale: fl
       from unified_mm.data.layout import parse_layout  # noqa: PLC0415
       plan_ids = plan_layouts(stages.ar, prompts, plan_rng, max_objects=max_objects,
                               cfg_scale=plan_cfg, temperature=plan_temperature, top_k=top_k,
-                              gap=plan_gap, min_box=plan_min_box)
+                              gap=plan_gap, min_box=plan_min_box, fit=plan_fit)
       plans = [parse_layout(stages.ar.vocab, stages.ar.text, ids) for ids in plan_ids]
     codes = plan_codes(stages.ar, prompts, code_rng, grid=grid, cfg_scale=cfg_scale,
                        temperature=temperature, top_k=top_k, plans=plan_ids)

@@ -30,12 +30,12 @@ class PlanEvaluator:
 
   def __init__(self, vocab, tokenizer, config, *, n_per_category: int, seed: int,
                max_objects: int, plan_cfg: float, temperature: float, gap: int = -1,
-               min_box: int = 1, drawer=None):
+               min_box: int = 1, fit: bool = False, drawer=None):
     self.vocab, self.tokenizer, self.config, self.drawer = vocab, tokenizer, config, drawer
     stream = PromptStream(seed, dict.fromkeys(CATEGORIES, 1.0), cycle=len(CATEGORIES))
     self.prompts = [stream[i] for i in range(n_per_category * len(CATEGORIES))]
     self.sampling = dict(max_objects=max_objects, cfg_scale=plan_cfg, temperature=temperature,
-                         gap=gap, min_box=min_box)
+                         gap=gap, min_box=min_box, fit=fit)
 
   def run(self, model) -> Iterator[tuple[str, float]]:
     ar = ArStage(model, self.config, self.vocab, self.tokenizer)

@@ -36,6 +36,7 @@ class SamplingSettings:
   seq_len: int
   plan_gap: int = -1  # free bins between planned boxes (-1: they may overlap)
   plan_min_box: int = 1  # with a gap: the smallest box side, in bins
+  plan_fit: bool = False  # with a gap: each box holds the object its label names, while one fits
 
 
 def sample_plans(ar: ArStage, texts: list[str], rng, s: SamplingSettings) -> list[np.ndarray]:
@@ -43,7 +44,7 @@ def sample_plans(ar: ArStage, texts: list[str], rng, s: SamplingSettings) -> lis
   repeated = [t for t in texts for _ in range(s.group_size)]
   return plan_layouts(ar, repeated, rng, max_objects=s.max_objects, cfg_scale=s.plan_cfg,
                       temperature=s.temperature, gap=s.plan_gap,
-                      min_box=s.plan_min_box)
+                      min_box=s.plan_min_box, fit=s.plan_fit)
 
 
 def sample_codes(ar: ArStage, texts: list[str], rng, s: SamplingSettings, grid: int,

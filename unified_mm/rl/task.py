@@ -162,10 +162,11 @@ class GRPOTask(TransformerTask):
     # The rollouts' box gap and smallest box: the ar run's `sample` (generation's)
     # unless rl names them.
     grammar = {k: config.sample.get(k, d) if rl.get(k) is None else rl.get(k)
-               for k, d in (("plan_gap", -1), ("plan_min_box", 1))}
+               for k, d in (("plan_gap", -1), ("plan_min_box", 1), ("plan_fit", False))}
     self.settings = ro.SamplingSettings(self.group, int(rl.max_objects), float(rl.temperature),
                                         float(rl.plan_cfg), int(rl.seq_len),
-                                        int(grammar["plan_gap"]), int(grammar["plan_min_box"]))
+                                        int(grammar["plan_gap"]), int(grammar["plan_min_box"]),
+                                        bool(grammar["plan_fit"]))
     self.clip_eps, self.kl_coef = float(rl.clip_eps), float(rl.kl_coef)
     self._logprobs = ro.logprob_fn()
     self.drawer = load_drawer(config) if bool(rl.render) else None
@@ -299,6 +300,7 @@ class GRPOTask(TransformerTask):
                           temperature=float(sample.get("plan_temperature", 1.0)),
                           gap=int(sample.get("plan_gap", -1)),
                           min_box=int(sample.get("plan_min_box", 1)),
+                          fit=bool(sample.get("plan_fit", False)),
                           drawer=self.drawer)]
 
 

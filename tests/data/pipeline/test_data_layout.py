@@ -180,3 +180,23 @@ def test_plain_documents_of_partial_captions_read_the_description(lvocab, tokeni
   planned = dataclasses.replace(make, layout_prob=1.0)(0, partial[0])
   assert _caption_ids(lvocab, planned)[:len(tokenizer.encode(partial[0]["caption"]))] == list(
       tokenizer.encode(partial[0]["caption"]))
+
+
+@pytest.mark.parametrize("bins", [BINS, 64])
+def test_label_sides_never_refuse_the_worlds_own_boxes(bins):
+  """A fitted plan (`grounding.label_sides`) asks a box to hold what its label
+  names: every object the world draws has a box at least that large, in any
+  bins, and at 64 bins over 64 px exactly that large."""
+  from unified_mm.data.shapes.grounding import label_sides, parse_label
+  sides = {(s, k): (w, h) for s, k, w, h in label_sides(bins, 64)}
+  assert len(sides) == 24 and sides["large", "semicircle"] == (-(-20 * bins // 64),
+                                                                -(-10 * bins // 64))
+  for seed in range(20):
+    scene = sample_scene(np.random.default_rng(seed), max_objects=6)
+    for o in layout.objects_from_boxes(scene_boxes(scene), bins):
+      kind, _, size = parse_label(o.label)
+      x0, y0, x1, y1 = o.box
+      w, h = sides[size, kind]
+      assert x1 - x0 + 1 >= w and y1 - y0 + 1 >= h, (o.label, o.box, (w, h))
+      if bins == 64:
+        assert (x1 - x0 + 1, y1 - y0 + 1) == (w, h)

@@ -26,6 +26,7 @@ sample) are drawn, with a note (generate/prompt_notes.py).
 
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 import sys
@@ -71,6 +72,9 @@ def add_arguments(parser) -> None:
                       help="free bins kept between planned boxes (-1: boxes may overlap)")
   parser.add_argument("--plan-min-box", type=int, default=None,
                       help="with a plan gap: the smallest planned box side, in bins")
+  parser.add_argument("--plan-fit", action=argparse.BooleanOptionalAction, default=None,
+                      help="with a plan gap: each box holds the object its label names "
+                           "(shapes-world labels), while one fits")
   parser.add_argument("--steps", type=positive_int, default=None, help="renderer ODE steps")
   parser.add_argument("--chunks", type=positive_int, default=None,
                       help="renderer stripes K (1: whole image)")
@@ -244,12 +248,12 @@ def run(args) -> int:
     for line in lines:
       print(f"note: {quoted(prompt)}: {line}", file=sys.stderr)
   ar_sample = dict(cfg_scale=3.0, temperature=1.0, top_k=0, plan_cfg=1.0, plan_temperature=1.0,
-                   plan_gap=-1, plan_min_box=1)
+                   plan_gap=-1, plan_min_box=1, plan_fit=False)
   ar_sample.update(stages.ar.config.get("sample", {}))
   for key, value in (("cfg_scale", args.cfg), ("temperature", args.temperature),
                      ("top_k", args.top_k), ("plan_cfg", args.plan_cfg),
                      ("plan_temperature", args.plan_temperature), ("plan_gap", args.plan_gap),
-                     ("plan_min_box", args.plan_min_box)):
+                     ("plan_min_box", args.plan_min_box), ("plan_fit", args.plan_fit)):
     if value is not None:
       ar_sample[key] = value
   sample = dict(stages.renderer_task.config.sample) if stages.renderer_task else {}
@@ -276,6 +280,7 @@ def run(args) -> int:
         plan_cfg=float(ar_sample["plan_cfg"]),
         plan_temperature=float(ar_sample["plan_temperature"]),
         plan_gap=int(ar_sample["plan_gap"]), plan_min_box=int(ar_sample["plan_min_box"]),
+        plan_fit=bool(ar_sample["plan_fit"]),
         preview=args.preview,
         steps=int(sample.get("steps", 8)),
         chunks=int(sample.get("chunks", 1)), render_cfg=float(sample.get("cfg_scale", 1.0)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unified_mm.data.shapes import vocab
+from unified_mm.data.shapes import masks, vocab
 from unified_mm.data.shapes.scene import Obj, Scene
 from unified_mm.data.shapes.spec import PromptSpec
 
@@ -27,6 +27,18 @@ def parse_label(text: str) -> tuple[str, str, str] | None:
       or words[2] not in vocab.KINDS:
     return None
   return words[2], words[1], words[0]
+
+
+def label_sides(bins: int, resolution: int) -> list[tuple[str, str, int, int]]:
+  """(size word, kind word, w, h) per label: the bins a planned box needs to hold
+  the object its label names, drawn at its size."""
+  px = lambda v: -(-v * bins // resolution)  # pixels -> bins, rounded up
+  out = []
+  for size in vocab.SIZES:
+    for kind in vocab.KINDS:
+      h, w = masks.mask(kind, vocab.size_px(size, resolution)).shape
+      out.append((size, kind, px(w), px(h)))
+  return out
 
 
 def mention_order(scene: Scene, spec: PromptSpec | None) -> list[Obj]:
