@@ -120,7 +120,7 @@ def test_cli_shows_the_plan_and_notes_bad_prompts(run_root, stages, tmp_path, su
   s = stages.ar.config.sample
   want = generate(stages, prompts.read_text().splitlines(), seed=0, planned=True, preview=True,
                   cfg_scale=s.cfg_scale, plan_cfg=s.plan_cfg, plan_temperature=s.plan_temperature,
-                  plan_gap=s.plan_gap, plan_min_box=s.plan_min_box)
+                  plan_gap=s.plan_gap, plan_min_box=s.plan_min_box, plan_fit=s.plan_fit)
   for plan in want.plans:
     assert layout_text(plan) in r.stderr
   r = _umm("generate", "--workdir", run_root, "--prompt", " ", "--out", tmp_path / "empty.png",
