@@ -150,10 +150,12 @@ def cpu_devices(stage: str, config) -> int:
   takes every device for data (the preset's); 0 (XLA's default, one) otherwise,
   and when XLA_FLAGS already forces a count (the tests' 8)."""
   import jax  # noqa: PLC0415
+
+  from unified_mm.parallel.mesh import MESH_AXES  # noqa: PLC0415
   mesh = config.mesh
   if (stage not in DEVICE_PER_CORE or jax.default_backend() != "cpu"
       or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
-      or int(mesh.data) != -1 or any(int(mesh[a]) != 1 for a in ("fsdp", "tensor", "sequence"))):
+      or int(mesh.data) != -1 or any(int(mesh[a]) != 1 for a in MESH_AXES if a != "data")):
     return 0
   usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # not on macOS
   cores = len(usable) if usable is not None else (os.cpu_count() or 1)

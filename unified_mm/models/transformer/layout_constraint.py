@@ -94,12 +94,15 @@ class LayoutConstraint:
     if self.gap < 0:
       every = jnp.ones((x0.shape[0], self.bins), bool)
       return every, every, every, every
-    m = jnp.full(x0.shape, self.min_box, jnp.int32)
+    sums = jnp.pad(jnp.cumsum(jnp.cumsum(taken.astype(jnp.int32), 1), 2),
+                   ((0, 0), (1, 0), (1, 0)))  # 2-D prefix sums of the taken bins
     w, h = self._least_box(size_word, kind_word)
-    fits = self._free_boxes(taken, w, h)  # [B, x, y]: a w x h box fits with this corner
-    room = jnp.any(fits, axis=(1, 2))
-    w, h = jnp.where(room, w, m), jnp.where(room, h, m)  # no room left: the min_box square
-    free = jnp.where(room[:, None, None], fits, self._free_boxes(taken, m, m))
+    free = self._free_boxes(sums, w, h)  # [B, x, y]: a w x h box fits with this corner
+    if self.label_sides:  # no such box left: the min_box square's
+      m = jnp.full(x0.shape, self.min_box, jnp.int32)
+      room = jnp.any(free, axis=(1, 2))
+      w, h = jnp.where(room, w, m), jnp.where(room, h, m)
+      free = jnp.where(room[:, None, None], free, self._free_boxes(sums, m, m))
     first_free = lambda blocked: jnp.cumsum(blocked, axis=1) == 0  # free up to the first block
     x0_ok = jnp.any(free, axis=2)
     y0_ok = jnp.take_along_axis(free, x0[:, None, None], axis=1)[:, 0]
@@ -111,11 +114,10 @@ class LayoutConstraint:
     y1_ok &= bins >= (y0 + h - 1)[:, None]
     return x0_ok, y0_ok, x1_ok, y1_ok
 
-  def _free_boxes(self, taken: jax.Array, w: jax.Array, h: jax.Array) -> jax.Array:
+  def _free_boxes(self, s: jax.Array, w: jax.Array, h: jax.Array) -> jax.Array:
     """[B, x, y] bool: the w x h box ([B] int32 sides) with its corner at (x, y)
-    is inside the image and holds no taken bin (2-D prefix sums)."""
+    is inside the image and holds no taken bin (`s`: [B, n+1, n+1] prefix sums)."""
     n = self.bins
-    s = jnp.pad(jnp.cumsum(jnp.cumsum(taken.astype(jnp.int32), 1), 2), ((0, 0), (1, 0), (1, 0)))
     start = jnp.broadcast_to(jnp.arange(n)[None], (w.shape[0], n))  # [B, n]
     x_end, y_end = start + w[:, None], start + h[:, None]  # exclusive
     rows = lambda xs: jnp.take_along_axis(s, jnp.clip(xs, 0, n)[:, :, None], axis=1)  # [B, n, n+1]
