@@ -6,7 +6,7 @@ around the transformer preset (code CFG 12, plan temperature 0.1; docs/quality.m
 One row per (AR checkpoint, setting), each with its own report.md: GenEval-style
 scores per category with intervals for every path (planned / plain, renderer /
 preview, text-only when trained), binding accuracy vs object count, plan
-diagnostics. Setting keys: eval/shapes_benchmark.py's AR_KEYS and RENDER_KEYS.
+diagnostics. Setting keys: eval/sweep_keys.py's AR_KEYS and RENDER_KEYS.
 At the default 10 prompts per category a row takes a few minutes on 2 CPU cores.
 """
 

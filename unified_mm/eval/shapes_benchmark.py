@@ -30,6 +30,7 @@ from unified_mm.data.layout import MAX_OBJECTS
 from unified_mm.data.shapes.spec import PromptSpec
 from unified_mm.eval import benchmark
 from unified_mm.eval.plan_scoring import plan_flags
+from unified_mm.eval.sweep_keys import AR_KEYS, RENDER_KEYS
 from unified_mm.generate.pipeline import caption_codes, generate, render_codes
 from unified_mm.generate.stages import Stages, load_renderer_stage, load_stages
 
@@ -39,12 +40,6 @@ TEXT_ONLY_DIR = "renderer_text_only"
 
 def _padded(items: list, batch: int) -> list:
   return items + [items[-1]] * (batch - len(items))
-
-
-# Sampling keys a sweep setting may hold: the transformer's, then the renderer's.
-AR_KEYS = ("cfg_scale", "temperature", "top_k", "plan_cfg", "plan_temperature", "plan_gap",
-           "plan_min_box", "plan_fit", "max_objects")
-RENDER_KEYS = ("steps", "chunks", "render_cfg", "method", "start")
 
 
 def _render_sampling(stages: Stages, sampling: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +166,7 @@ def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
                   stages: Stages | None = None) -> dict[str, Any]:
   """{"paths": {name: path}, "captioning", "editing", "timings"} for `report.write_report`.
 
-  `sampling` (see AR_KEYS, RENDER_KEYS) overrides the transformer's preset."""
+  `sampling` (keys: eval/sweep_keys.py) overrides the transformer's preset."""
   root = pathlib.Path(root)
   stages = stages or load_stages(root)
   sampling = benchmark_sampling(stages, sampling)

@@ -2,7 +2,7 @@
 
 The tokenizer and renderer are loaded once; each listed AR checkpoint is
 restored in turn and every setting of the sweep (transformer and renderer
-sampling, eval/shapes_benchmark.py's keys) runs the benchmark on every path
+sampling, eval/sweep_keys.py's keys) runs the benchmark on every path
 (planned and plain, renderer and preview, and the text-only renderer when the
 root has one): GenEval-style categories with Wilson intervals, binding vs
 object count, plan diagnostics. Each row also gets its own report.md. The AR's own held-out losses at that step come

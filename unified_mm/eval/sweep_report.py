@@ -12,9 +12,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-SETTING_KEYS = ("checkpoint", "setting", "cfg_scale", "temperature", "top_k", "plan_cfg",
-                "plan_temperature", "plan_gap", "plan_min_box", "plan_fit",
-                "steps", "chunks", "render_cfg", "method", "start")
+from unified_mm.eval.sweep_keys import AR_KEYS, RENDER_KEYS  # noqa: E402
+
+SETTING_KEYS = ("checkpoint", "setting", *AR_KEYS, *RENDER_KEYS)
 
 
 class SweepReport:

@@ -159,8 +159,8 @@ class GRPOTask(TransformerTask):
                         "(rl.answer='codes' needs rl.render)")
     self.code_cfg = float(rl.get("code_cfg", 1.0))
     self.pack_rows = int(rl.get("pack_rows", 0))
-    # The rollouts' box gap and smallest box: the ar run's `sample` (generation's)
-    # unless rl names them.
+    # The rollouts' plan grammar (box gap, smallest box, fitted boxes): the ar run's
+    # `sample` (generation's) unless rl names them.
     grammar = {k: config.sample.get(k, d) if rl.get(k) is None else rl.get(k)
                for k, d in (("plan_gap", -1), ("plan_min_box", 1), ("plan_fit", False))}
     self.settings = ro.SamplingSettings(self.group, int(rl.max_objects), float(rl.temperature),
