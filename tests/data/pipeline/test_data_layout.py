@@ -140,6 +140,19 @@ def test_prompt_first_records_show_exactly_their_prompt():
   assert 5 < sum(mixed[i]["caption"] == source[i]["caption"] for i in range(40)) < 35
 
 
+def test_compound_prob_adds_compound_prompts_and_zero_keeps_the_records():
+  plain = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5)
+  off = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5, compound_prob=0.0)
+  assert [plain[i]["caption"] for i in range(30)] == [off[i]["caption"] for i in range(30)]
+  every = ShapesSource(seed=5, max_objects=6, prompt_prob=1.0, compound_prob=1.0)
+  for i in range(20):
+    r = every[i]
+    spec = parse_caption(r["caption"])
+    assert r["exact_caption"] and len(spec.items) >= 2
+    assert len(r["boxes"]) == spec.num_objects
+    assert score(spec, analyze(r["image"]))["correct"], r["caption"]
+
+
 def test_prompt_size_weights_draw_unnamed_sizes_and_keep_named_ones():
   uniform = ShapesSource(seed=5, max_objects=6, prompt_prob=1.0)
   assert uniform.prompt_size_probs is None  # equal weights: the records of earlier runs

@@ -4,11 +4,15 @@ import json
 
 from PIL import Image
 
-from unified_mm.data.shapes.captions import parse_caption
+from unified_mm.data.shapes.captions import parse_caption, relation_between
 from unified_mm.data.shapes.preview import preview_grid
-from unified_mm.data.shapes.prompts import benchmark
+import numpy as np
+
+from unified_mm.data.shapes.analyzer import analyze
+from unified_mm.data.shapes.prompts import benchmark, sample_compound
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import Scene, scene_for_index
+from unified_mm.data.shapes.scorer import score
 from unified_mm.data.shapes.spec import CATEGORIES, PromptSpec
 
 
@@ -36,3 +40,21 @@ def test_preview_grid_writes_a_png(tmp_path):
     assert im.format == "PNG"
     width, height = im.size
   assert width == 3 * (96 + 12) and height > 2 * (96 + 12)
+
+
+def test_compound_prompts_combine_counts_sizes_and_relations_and_are_drawn_exactly():
+  rows = [sample_compound(np.random.default_rng([4, i]), max_objects=6) for i in range(60)]
+  specs = [spec for _, spec, _ in rows]
+  assert any(s.relations and max(i.count for i in s.items) > 1 for s in specs)
+  assert any(not s.relations and len(s.items) == 3 for s in specs)
+  assert any(i.size for s in specs for i in s.items)
+  for text, spec, scene in rows:
+    assert parse_caption(text) == spec
+    assert len(scene.objects) == spec.num_objects <= 6  # nothing unasked
+    assert score(spec, analyze(render(scene)))["correct"], text
+    if spec.relations:  # every subject stands in the relation to every object, not one pair
+      (rel,) = spec.relations
+      n0 = spec.items[0].count
+      subjects, others = scene.objects[:n0], scene.objects[n0:n0 + spec.items[1].count]
+      assert {relation_between(a, b, scene.resolution) for a in subjects for b in others} == {
+          rel.relation}

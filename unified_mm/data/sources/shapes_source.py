@@ -13,6 +13,9 @@ With `prompt_prob` > 0 that share of records is made prompt-first instead
 almost never hold three objects of one kind and colour, so without these a
 planner never reads "three red stars"; and a prompt that names every object
 teaches it to plan what was asked rather than to invent neighbours.
+`compound_prob` of the prompt-first records ask for a count, a size and a
+relation in one prompt (`prompts.sample_compound`: "two red circles left of a
+blue square"), which the categories each ask alone.
 `prompt_size_weights` (small, medium, large) draws those scenes' sizes: a
 prompt that names no size is then planned at the sizes a drawer renders and
 an analyzer reads most reliably.
@@ -34,7 +37,7 @@ import numpy as np
 from unified_mm.data.record_codec import edits_of
 from unified_mm.data.shapes import captions, vocab
 from unified_mm.data.shapes.grounding import scene_boxes
-from unified_mm.data.shapes.prompts import sample_prompt
+from unified_mm.data.shapes.prompts import sample_compound, sample_prompt
 from unified_mm.data.shapes.render import render
 from unified_mm.data.shapes.scene import scene_for_index
 from unified_mm.data.shapes.spec import CATEGORIES
@@ -56,9 +59,11 @@ class ShapesSource:
 
   def __init__(self, seed: int = 0, resolution: int = 64, max_objects: int = 4,
                min_objects: int = 1, edit_turns: int = 0, length: int = ENDLESS,
-               prompt_prob: float = 0.0, prompt_size_weights=(1.0, 1.0, 1.0)):
+               prompt_prob: float = 0.0, prompt_size_weights=(1.0, 1.0, 1.0),
+               compound_prob: float = 0.0):
     self.seed = seed
     self.prompt_prob = float(prompt_prob)
+    self.compound_prob = float(compound_prob)
     w = np.asarray(prompt_size_weights, np.float64)
     # Uniform keeps the exact records of runs made before the weights existed.
     self.prompt_size_probs = None if np.all(w == w[0]) else tuple(w / w.sum())
@@ -96,6 +101,9 @@ class ShapesSource:
     rng = np.random.default_rng([self.seed, index, 4])
     if rng.random() >= self.prompt_prob:
       return None, None, None
+    # Drawn only when asked for, so runs without compound prompts keep their records.
+    if self.compound_prob and rng.random() < self.compound_prob:
+      return sample_compound(rng, self.max_objects, self.resolution, self.prompt_size_probs)
     category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
     n = int(rng.integers(2, max(self.max_objects, 2) + 1)) if category == "binding" else None
     return sample_prompt(rng, category, n, self.resolution, self.prompt_size_probs)
@@ -116,7 +124,7 @@ class ShapesSource:
   def __repr__(self) -> str:
     return (f"ShapesSource(seed={self.seed}, resolution={self.resolution}, "
             f"max_objects={self.max_objects}, edit_turns={self.edit_turns}, "
-            f"prompt_prob={self.prompt_prob})")
+            f"prompt_prob={self.prompt_prob}, compound_prob={self.compound_prob})")
 
 
 def shapes_corpus(num_records: int = 1500, seed: int = 0, max_objects: int = 4,
