@@ -1,6 +1,7 @@
 """The benchmark instrument: every prompt passes on its own reference scene and
 fails on a scene that breaks it; intervals and summaries are computed right."""
 
+import json
 import math
 
 import numpy as np
@@ -181,3 +182,18 @@ def test_a_sweep_setting_overrides_the_preset_sampling_and_keeps_the_rest():
   assert benchmark_sampling(stages, None) == preset
   assert benchmark_sampling(stages, dict(plan_temperature=1.0, steps=4)) == dict(
       preset, plan_temperature=1.0, steps=4)
+
+
+def test_compound_rows_are_fixed_apart_from_the_benchmark_and_split_by_relation():
+  from unified_mm.eval.compound_eval import compound_rows, compound_summary
+  rows = compound_rows(3, 12)
+  assert json.dumps(rows) == json.dumps(compound_rows(3, 12))
+  assert not {r["prompt"] for r in rows} & {r["prompt"] for r in benchmark.benchmark_prompts(3, 5, (2, 4))}
+  results = [{"correct": i % 2 == 0, "plan_correct": True, "image_matches_plan": i % 3 == 0,
+              "second_reader": {"correct": False}} for i in range(12)]
+  out = compound_summary(rows, results)
+  relation = [i for i, r in enumerate(rows) if r["spec"]["relations"]]
+  assert 0 < len(relation) < 12
+  assert out["relation"]["correct"]["correct"] == sum(i % 2 == 0 for i in relation)
+  assert out["all"]["correct"]["correct"] == 6 and out["all"]["plan_correct"]["accuracy"] == 1.0
+  assert out["list"]["second_reader"]["correct"] == 0

@@ -167,3 +167,14 @@ def test_fitted_plans_read_the_worlds_sides_by_token(stages):
     for o in plan:
       x0, y0, x1, y1 = o.box
       assert x1 - x0 + 1 >= 2 and y1 - y0 + 1 >= 2
+
+
+def test_compound_eval_scores_every_prompt_of_a_trained_root(layout_root, capsys):
+  from unified_mm.eval.compound_eval import FLAGS, main
+  assert main(["--workdir", str(layout_root), "--prompts", "6", "--batch", "8"]) == 0
+  out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert out["all"]["n"] == 6 == out["relation"]["n"] + out["list"]["n"]
+  for group in ("all", "relation", "list"):
+    for flag in (*FLAGS, "second_reader"):
+      value = out[group][flag]
+      assert value is None if not out[group]["n"] else 0.0 <= value <= 1.0

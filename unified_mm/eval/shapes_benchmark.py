@@ -95,7 +95,9 @@ def draw(stages: Stages, prompts: list[str], *, planned: bool, seed: int, batch:
           "images_per_s": sum(n for _, n in warm) / sum(t for t, _ in warm)}
 
 
-def _path(rows, images, plans=None, bins: int = 0) -> dict[str, Any]:
+def score_path(rows, images, plans=None, bins: int = 0) -> dict[str, Any]:
+  """One path's verdicts on benchmark-style rows: {summary, results, images, prompts};
+  with plans, each result also says whether its plan was right and drawn as planned."""
   results = benchmark.score_images(rows, images)
   if plans is not None:
     from unified_mm.data.shapes.scene import Scene  # noqa: PLC0415
@@ -180,9 +182,9 @@ def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
     drawn = draw(stages, prompts, planned=planned, seed=seed, batch=batch, sampling=sampling)
     bins = stages.ar.vocab.layout_bins
     if planned or stages.renderer_reads_codes:  # a layout renderer needs a plan
-      paths[f"{name} + renderer"] = _path(rows, drawn["renderer"],
+      paths[f"{name} + renderer"] = score_path(rows, drawn["renderer"],
                                           drawn["plans"] if planned else None, bins)
-    paths[f"{name} + preview"] = _path(rows, drawn["preview"], drawn["plans"] if planned else None,
+    paths[f"{name} + preview"] = score_path(rows, drawn["preview"], drawn["plans"] if planned else None,
                                        bins)
     timings[name] = time.perf_counter() - t0
     log.info("%s: %d prompts in %.0f s (%.2f images/s)", name, len(prompts), timings[name],
@@ -190,7 +192,7 @@ def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
   if (root / TEXT_ONLY_DIR).exists():
     t0 = time.perf_counter()
     images = text_only_images(root, stages, prompts, seed=seed, batch=batch)
-    paths["text-only renderer"] = _path(rows, images)
+    paths["text-only renderer"] = score_path(rows, images)
     timings["text-only"] = time.perf_counter() - t0
   t0 = time.perf_counter()
   captions = captioning(stages, caption_scenes) if caption_scenes else None
