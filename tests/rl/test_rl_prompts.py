@@ -37,3 +37,12 @@ def test_prompts_are_a_function_of_their_index_and_follow_the_cycle():
   assert all(a[i][1].category == a[i][2] for i in range(18))
   with pytest.raises(ValueError, match="evaluation seed"):
     PromptStream(20_011, WEIGHTS, 9)
+
+
+def test_compound_prompts_join_the_cycle_only_when_weighted():
+  assert category_cycle(WEIGHTS, 9) == category_cycle(dict(WEIGHTS, compound=0), 9)
+  stream = PromptStream(31_337, dict(WEIGHTS, compound=2), 11)
+  compound = [stream[i] for i in range(22) if stream[i][2] == "compound"]
+  assert len(compound) == 4
+  for _, spec, _ in compound:  # several items, some counted, sized or related
+    assert len(spec.items) >= 2 and spec.num_objects <= 6

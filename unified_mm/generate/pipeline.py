@@ -1,7 +1,7 @@
 """Generation: prompt -> visual tokens (AR) -> latent (renderer) -> pixels.
 
     stages = load_stages("runs/shapes")
-    images = generate(stages, ["two red circles left of a blue square"], seed=0)
+    images = generate(stages, ["a red circle left of a blue square"], seed=0)
 
 - `plan_layouts` (planned generation): `BOS text BOL`, then the model writes
   its plan under the grammar mask (`LayoutConstraint`: a malformed plan cannot

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from unified_mm.data.shapes.spec import CATEGORIES
+from unified_mm.rl.prompts import PROMPT_KINDS
 from unified_mm.train.metrics import read_metrics_rows
 
 
@@ -25,7 +25,7 @@ def plot_curves(workdir, out) -> pathlib.Path:
   steps = np.array([r["step"] for r in rows])
   fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
   left.plot(steps, [r["train/reward"] for r in rows], color="black", lw=2, label="all")
-  for c in CATEGORIES:
+  for c in PROMPT_KINDS:
     key = f"train/reward/{c}"
     if key in rows[0]:
       left.plot(steps, [r[key] for r in rows], lw=1, label=c)

@@ -13,18 +13,23 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from unified_mm.data.shapes.prompts import sample_prompt
+from unified_mm.data.shapes.prompts import sample_compound, sample_prompt
 from unified_mm.data.shapes.spec import CATEGORIES, PromptSpec
 from unified_mm.eval.benchmark import BENCHMARK_SEED, CAPTION_SEED, EDIT_SEED
+
+
+# The benchmark's categories, then compound prompts (a count, a size and a relation
+# at once; `prompts.sample_compound`), which no benchmark category asks.
+PROMPT_KINDS: tuple[str, ...] = (*CATEGORIES, "compound")
 
 
 def category_cycle(weights: Mapping[str, float], length: int) -> list[str]:
   """`length` category names in proportion to `weights` (largest remainder, each
   weighted category at least once when `length` allows), interleaved."""
-  unknown = set(weights) - set(CATEGORIES)
+  unknown = set(weights) - set(PROMPT_KINDS)
   if unknown:
-    raise ValueError(f"unknown categories {sorted(unknown)}; known: {CATEGORIES}")
-  names = [c for c in CATEGORIES if float(weights.get(c, 0.0)) > 0]
+    raise ValueError(f"unknown categories {sorted(unknown)}; known: {PROMPT_KINDS}")
+  names = [c for c in PROMPT_KINDS if float(weights.get(c, 0.0)) > 0]
   if not names:
     raise ValueError("every category weight is 0")
   w = np.asarray([float(weights[c]) for c in names])
@@ -44,6 +49,10 @@ def category_cycle(weights: Mapping[str, float], length: int) -> list[str]:
   return [names[i] for _, i in slots]
 
 
+# As many objects as the shapes transformer's scenes hold (experiments/shapes.py).
+COMPOUND_OBJECTS = 6
+
+
 class PromptStream:
   """Prompt i -> (text, spec, category)."""
 
@@ -59,6 +68,9 @@ class PromptStream:
   def __getitem__(self, i: int) -> tuple[str, PromptSpec, str]:
     category = self.categories[i % len(self.categories)]
     rng = np.random.default_rng([self.seed, i])
+    if category == "compound":
+      text, spec, _ = sample_compound(rng, COMPOUND_OBJECTS, self.resolution)
+      return text, spec, category
     counts = self.counts.get(category)
     n = int(rng.choice(counts)) if counts else None
     text, spec, _ = sample_prompt(rng, category, n, self.resolution)

@@ -17,10 +17,10 @@ import jax
 import numpy as np
 
 from unified_mm.data.layout import parse_layout
-from unified_mm.data.shapes.spec import CATEGORIES
 from unified_mm.generate.pipeline import plan_codes, plan_layouts
 from unified_mm.models.transformer.loader import ArStage
 from unified_mm.rl.grpo_loss import flat_groups, group_advantages
+from unified_mm.rl.prompts import PROMPT_KINDS
 from unified_mm.rl.rewards import Sample
 
 ANSWER_KEYS = ("ref_logp", "token_advantage", "token_weight")  # [rows, L] f32
@@ -95,7 +95,7 @@ def score_answers(ar: ArStage, prompts: list, plans: list[np.ndarray], objects: 
     rewards.append(float(reward_fn(sample)))
     plan_ok.append(sample.plan_verdict[1])
     image_ok.append(bool(sample.image_verdict and sample.image_verdict[1]))
-    category.append(CATEGORIES.index(cat))
+    category.append(PROMPT_KINDS.index(cat))
   rewards = np.asarray(rewards, np.float32)
   flat = np.repeat(flat_groups(rewards, group_size), group_size)
   return {"reward": rewards, "advantage": group_advantages(rewards, group_size),

@@ -29,14 +29,13 @@ import numpy as np
 
 from unified_mm.config.loading import ConfigError
 from unified_mm.data.pipeline import load_or_train_tokenizer
-from unified_mm.data.shapes.spec import CATEGORIES
 from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.data.vocab import Vocab
 from unified_mm.models.transformer.loader import ArStage
 from unified_mm.rl import rollout as ro
 from unified_mm.rl.grpo_loss import grpo_loss, token_entropy, token_logprobs
 from unified_mm.rl.plan_evaluator import PlanEvaluator
-from unified_mm.rl.prompts import PromptStream
+from unified_mm.rl.prompts import PROMPT_KINDS, PromptStream
 from unified_mm.rl.rewards import resolve_reward
 from unified_mm.tasks.ar import make_codes_fn
 from unified_mm.tasks.transformer_task import BATCH_KEYS, TransformerTask
@@ -279,7 +278,7 @@ class GRPOTask(TransformerTask):
     if self.drawer is not None:
       metrics["image_correct"] = batch["image_correct"].mean()
     metrics["flat_groups"] = batch["flat"].mean()
-    for i, name in enumerate(CATEGORIES):
+    for i, name in enumerate(PROMPT_KINDS):
       if name in self.prompts.categories:  # present in every step (PromptStream)
         here = (batch["category"] == i).astype(jnp.float32)
         metrics[f"reward/{name}"] = (batch["reward"] * here).sum() / jnp.maximum(here.sum(), 1)
