@@ -6,8 +6,8 @@ benchmark's six categories each ask alone.
 
 Not a benchmark category (GenEval's overall stays the mean of the six): a check
 that the planner composes what each category taught it, on prompts drawn from
-`data.shapes.prompts.sample_compound` with a stream of the seed the benchmark's
-own rows never use. Prints, overall and split into relation and list prompts,
+`data.shapes.prompts.sample_compound` on a stream of the seed that the
+benchmark's own rows never draw from. Prints, overall and split into relation and list prompts,
 the share drawn right (the analyzer's verdict, and the second reader's), the
 share whose plan alone satisfies the prompt and the share drawn as planned
 (docs/quality.md, "Compound prompts").

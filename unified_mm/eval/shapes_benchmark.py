@@ -183,9 +183,9 @@ def run_benchmark(root, *, per_category: int = benchmark.PROMPTS_PER_CATEGORY,
     bins = stages.ar.vocab.layout_bins
     if planned or stages.renderer_reads_codes:  # a layout renderer needs a plan
       paths[f"{name} + renderer"] = score_path(rows, drawn["renderer"],
-                                          drawn["plans"] if planned else None, bins)
-    paths[f"{name} + preview"] = score_path(rows, drawn["preview"], drawn["plans"] if planned else None,
-                                       bins)
+                                               drawn["plans"] if planned else None, bins)
+    paths[f"{name} + preview"] = score_path(rows, drawn["preview"],
+                                            drawn["plans"] if planned else None, bins)
     timings[name] = time.perf_counter() - t0
     log.info("%s: %d prompts in %.0f s (%.2f images/s)", name, len(prompts), timings[name],
              drawn["images_per_s"])

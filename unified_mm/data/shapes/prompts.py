@@ -10,7 +10,8 @@ import numpy as np
 
 from unified_mm.data.shapes import captions, vocab
 from unified_mm.data.shapes.scene import Scene, as_rng, place_objects, sample_attrs
-from unified_mm.data.shapes.spec import CATEGORIES, RELATIONS, Item, PromptSpec, Relation, make_spec
+from unified_mm.data.shapes.spec import (CATEGORIES, RELATIONS, Item, PromptSpec, Relation,
+                                         make_spec)
 
 # Object counts for the binding-vs-count curve; 20 is the headline claim.
 DEFAULT_BINDING_COUNTS: tuple[int, ...] = (2, 4, 6, 8, 12, 16, 20)
@@ -95,14 +96,13 @@ def _compound_spec(rng: np.random.Generator, max_objects: int) -> tuple[PromptSp
   """A spec of 2-3 distinct (kind, colour) items, some counted, at most one relation
   (between two items), and how many objects each item draws."""
   relation = bool(rng.random() < 0.5)
-  n_items = 2 if relation else int(rng.integers(2, 4))
+  n_items = 2 if relation else min(int(rng.integers(2, 4)), max_objects)
   pairs = _distinct_pairs(rng, n_items)
   kinds = [k for k, _ in pairs]
   items, counts = [], []
   for i, (kind, colour) in enumerate(pairs):
     room = max_objects - sum(counts) - (n_items - i - 1)  # one object left for each later item
     count = min(int(rng.choice(_COUNTS[:2])), room) if rng.random() < _COMPOUND_COUNT_PROB else 1
-    count = max(count, 1)
     size = str(rng.choice(vocab.SIZE_NAMES)) if rng.random() < _COMPOUND_SIZE_PROB else None
     # A colour is left out only where the kind alone names the item unambiguously.
     named = colour if kinds.count(kind) > 1 or rng.random() < 0.8 else None
