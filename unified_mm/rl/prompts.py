@@ -49,19 +49,16 @@ def category_cycle(weights: Mapping[str, float], length: int) -> list[str]:
   return [names[i] for _, i in slots]
 
 
-# As many objects as the shapes transformer's scenes hold (experiments/shapes.py).
-COMPOUND_OBJECTS = 6
-
-
 class PromptStream:
   """Prompt i -> (text, spec, category)."""
 
   def __init__(self, seed: int, weights: Mapping[str, float], cycle: int,
                counting: Sequence[int] = (2, 3, 4), binding: Sequence[int] = (2, 3, 4),
-               resolution: int = 64):
+               resolution: int = 64, max_objects: int = 6):
     if seed in (BENCHMARK_SEED, CAPTION_SEED, EDIT_SEED):
       raise ValueError(f"prompt seed {seed} is an evaluation seed")
     self.seed, self.resolution = int(seed), resolution
+    self.max_objects = int(max_objects)  # compound prompts: no more than a plan may hold
     self.categories = category_cycle(weights, cycle)
     self.counts = {"counting": tuple(counting), "binding": tuple(binding)}
 
@@ -69,7 +66,7 @@ class PromptStream:
     category = self.categories[i % len(self.categories)]
     rng = np.random.default_rng([self.seed, i])
     if category == "compound":
-      text, spec, _ = sample_compound(rng, COMPOUND_OBJECTS, self.resolution)
+      text, spec, _ = sample_compound(rng, self.max_objects, self.resolution)
       return text, spec, category
     counts = self.counts.get(category)
     n = int(rng.choice(counts)) if counts else None

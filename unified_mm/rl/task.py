@@ -146,7 +146,8 @@ class GRPOTask(TransformerTask):
     try:
       self.prompts = PromptStream(int(rl.prompt_seed), weights,
                                   cycle=int(config.train.batch_size) // self.group,
-                                  counting=tuple(rl.counting), binding=tuple(rl.binding))
+                                  counting=tuple(rl.counting), binding=tuple(rl.binding),
+                                  max_objects=int(rl.max_objects))
     except ValueError as e:
       raise ConfigError(f"rl.category_weights / rl.prompt_seed: {e}") from None
     self.reward_fn = resolve_reward(str(rl.reward))
