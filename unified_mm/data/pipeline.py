@@ -36,9 +36,11 @@ from unified_mm.data.vocab import Vocab
 @functools.lru_cache(maxsize=4)
 def _shapes_tokenizer(vocab_size: int) -> TextTokenizer:
   # The corpus is fixed (not taken from the data config): a run and its later
-  # evaluation with, say, more objects per scene must get the same ids.
+  # evaluation with, say, more objects per scene must get the same ids. The world
+  # writes lower case, single-spaced: folding costs its corpus nothing (the same
+  # pieces, the same ids) and reads "A Red circle" as "a red circle".
   from unified_mm.data.sources.shapes_source import shapes_corpus  # noqa: PLC0415
-  return train_tokenizer(shapes_corpus(), vocab_size)
+  return train_tokenizer(shapes_corpus(), vocab_size, fold_case=True)
 
 
 def load_or_train_tokenizer(data: ml_collections.ConfigDict) -> TextTokenizer:

@@ -1,8 +1,11 @@
 """SentencePiece text tokenizer: training, loading, exact round-trips.
 
-Normalisation is the identity and whitespace is kept as written, so
+By default normalisation is the identity and whitespace is kept as written, so
 `decode(encode(s)) == s` for every string; characters never seen in training
-fall back to their UTF-8 bytes instead of becoming <unk>. SentencePiece's own
+fall back to their UTF-8 bytes instead of becoming <unk>. A tokenizer trained
+with `fold_case` reads text the way a lower-case, single-spaced corpus (the
+shapes world's) writes it: "A Green  STAR" and "a green star" are the same ids,
+so a prompt typed with capitals is not a prompt in words training never showed. SentencePiece's own
 BOS/EOS/PAD are disabled: those specials live in the unified vocabulary
 (`unified_mm.data.vocab`), after the text and image-code ranges.
 """
@@ -61,11 +64,14 @@ class TextTokenizer:
 
 
 def train_tokenizer(sentences: Iterable[str], vocab_size: int = 512,
-                    model_type: str = "bpe") -> TextTokenizer:
+                    model_type: str = "bpe", fold_case: bool = False) -> TextTokenizer:
   """Trains on `sentences` in memory.
 
   The requested size is a ceiling (`hard_vocab_limit=False`): a small closed
   world like the shapes captions has fewer merges to offer than a real corpus.
+  `fold_case`: SentencePiece's own NFKC + case-folding rule and collapsed
+  whitespace, stored in the model, so every reader of it (data, generate, RL)
+  folds alike; round trips are then exact for text already in that form.
   """
   model = io.BytesIO()
   spm.SentencePieceTrainer.train(
@@ -73,8 +79,8 @@ def train_tokenizer(sentences: Iterable[str], vocab_size: int = 512,
       model_writer=model,
       vocab_size=vocab_size,
       model_type=model_type,
-      normalization_rule_name="identity",
-      remove_extra_whitespaces=False,
+      normalization_rule_name="nmt_nfkc_cf" if fold_case else "identity",
+      remove_extra_whitespaces=fold_case,
       split_digits=True,
       byte_fallback=True,
       allow_whitespace_only_pieces=True,

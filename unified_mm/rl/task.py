@@ -147,7 +147,8 @@ class GRPOTask(TransformerTask):
       self.prompts = PromptStream(int(rl.prompt_seed), weights,
                                   cycle=int(config.train.batch_size) // self.group,
                                   counting=tuple(rl.counting), binding=tuple(rl.binding),
-                                  max_objects=int(rl.max_objects))
+                                  max_objects=int(rl.max_objects),
+                                  digit_prob=float(rl.get("digit_prob", 0.0)))
     except ValueError as e:
       raise ConfigError(f"rl.category_weights / rl.prompt_seed: {e}") from None
     self.reward_fn = resolve_reward(str(rl.reward))

@@ -29,7 +29,19 @@ def test_tokenizer_command(tmp_path):
   assert main(["data", "tokenizer", "--out", str(tmp_path / "tok"), "--corpus", str(corpus),
                "--vocab-size", "300"]) == 0
   tok = load_tokenizer(tmp_path / "tok")
-  assert tok.decode(tok.encode("a small red square!")) == "a small red square!"
+  assert tok.decode(tok.encode("A small Red square!")) == "A small Red square!"  # exact by default
+  assert main(["data", "tokenizer", "--out", str(tmp_path / "folded"), "--corpus", str(corpus),
+               "--vocab-size", "300", "--fold-case"]) == 0
+  folded = load_tokenizer(tmp_path / "folded")
+  assert folded.encode("A small Red square!").tolist() == folded.encode("a small red square!").tolist()
+
+
+def test_tokenizer_command_on_the_shapes_corpus_is_the_pipelines(tmp_path):
+  from unified_mm.data.config import default_data_config
+  from unified_mm.data.pipeline import load_or_train_tokenizer
+  assert main(["data", "tokenizer", "--out", str(tmp_path / "tok")]) == 0
+  written = load_tokenizer(tmp_path / "tok")
+  assert written.model_proto == load_or_train_tokenizer(default_data_config()).model_proto
 
 
 def test_build_shapes_then_bench_reads_it(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""SentencePiece: exact round-trips, byte fallback, save/load, training from a file."""
+"""SentencePiece: exact round-trips, case folding, byte fallback, save/load, training from a file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from unified_mm.data.sources.shapes_source import shapes_corpus
 from unified_mm.data.text_tokenizer import load_tokenizer, read_corpus, train_tokenizer
 
 UNUSUAL = [
@@ -22,11 +23,39 @@ UNUSUAL = [
 ]
 
 
+@pytest.fixture(scope="module")
+def exact_tokenizer():
+  """The shapes corpus without folding: what any corpus gets by default."""
+  return train_tokenizer(shapes_corpus(), 512)
+
+
 @pytest.mark.parametrize("text", UNUSUAL)
-def test_round_trip_exact(tokenizer, text):
-  ids = tokenizer.encode(text)
-  assert tokenizer.decode(ids) == text
-  assert ((ids >= 0) & (ids < tokenizer.vocab_size)).all()
+def test_round_trip_exact(exact_tokenizer, text):
+  ids = exact_tokenizer.encode(text)
+  assert exact_tokenizer.decode(ids) == text
+  assert ((ids >= 0) & (ids < exact_tokenizer.vocab_size)).all()
+
+
+@pytest.mark.parametrize("text", UNUSUAL)
+def test_folded_round_trip_is_exact_on_folded_text(tokenizer, text):
+  folded = tokenizer.decode(tokenizer.encode(text))
+  assert tokenizer.decode(tokenizer.encode(folded)) == folded
+  assert not any("A" <= c <= "Z" for c in folded)
+
+
+def test_shapes_tokenizer_reads_capitals_and_spacing_as_the_corpus_writes(tokenizer):
+  want = tokenizer.encode("a green star left of two red circles").tolist()
+  for typed in ("A Green star left of two red circles", "A GREEN STAR LEFT OF TWO RED CIRCLES",
+                "  a green  star left of\ttwo red circles "):
+    assert tokenizer.encode(typed).tolist() == want, typed
+
+
+def test_folding_costs_the_shapes_corpus_nothing(tokenizer, exact_tokenizer):
+  # The corpus is already lower case and single-spaced: the same pieces, the same
+  # ids, so folding changes no training document.
+  assert tokenizer.vocab_size == exact_tokenizer.vocab_size
+  for line in shapes_corpus(300):
+    assert tokenizer.encode(line).tolist() == exact_tokenizer.encode(line).tolist(), line
 
 
 def test_unseen_characters_use_bytes_not_unk(tokenizer):
@@ -64,5 +93,4 @@ def test_train_from_any_text_file(tmp_path):
 def test_default_tokenizer_is_deterministic(tokenizer):
   # Every host (and every later eval) trains its own when no tokenizer_dir is
   # given; they must agree id for id.
-  from unified_mm.data.sources.shapes_source import shapes_corpus
-  assert train_tokenizer(shapes_corpus(), 512).model_proto == tokenizer.model_proto
+  assert train_tokenizer(shapes_corpus(), 512, fold_case=True).model_proto == tokenizer.model_proto

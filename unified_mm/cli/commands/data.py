@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -32,6 +33,9 @@ def add_arguments(parser) -> None:
   p.add_argument("--corpus", default="", help="UTF-8 text, one sentence a line (default: shapes)")
   p.add_argument("--vocab-size", type=int, default=512)
   p.add_argument("--records", type=int, default=1500, help="shapes records in the default corpus")
+  p.add_argument("--fold-case", action=argparse.BooleanOptionalAction, default=None,
+                 help="read text case-folded and single-spaced (SentencePiece's nmt_nfkc_cf); "
+                      "default: on for the shapes corpus, which is written that way")
   _source_args(p)  # --source wds|tfds|array_record --path P: the captions of those records
   p = sub.add_parser("tfds", help="build a TFDS data set from NAME.png + NAME.txt files")
   p.add_argument("--images", required=True)
@@ -153,7 +157,9 @@ def _tokenizer(args) -> int:
     corpus = _source_captions(args)
   else:
     corpus = shapes_corpus(args.records)
-  tok = train_tokenizer(corpus, args.vocab_size)
+  shapes = not args.corpus and args.source == "shapes"
+  fold_case = shapes if args.fold_case is None else args.fold_case
+  tok = train_tokenizer(corpus, args.vocab_size, fold_case=fold_case)
   path = tok.save(args.out)
   print(f"wrote {path}: {tok.vocab_size} pieces")
   return 0

@@ -54,6 +54,15 @@ def noun_phrase(item: Item) -> str:
   return " ".join([det] + words)
 
 
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(vocab.NUMBER_WORDS[1:]) + r")\b")
+
+
+def with_digits(text: str) -> str:
+  """`text` with its counts written as digits ("three red stars" -> "3 red stars"),
+  the way people type them; parse_caption reads both."""
+  return _NUMBER_WORD.sub(lambda m: str(vocab.NUMBER_WORDS.index(m.group(1))), text)
+
+
 def join_list(phrases: list[str]) -> str:
   if len(phrases) == 1:
     return phrases[0]
@@ -210,6 +219,8 @@ def _parse_phrase(tokens: list[str]) -> Item:
     count, exact = 1, False
   elif det in _NUMBERS:
     count, exact = _NUMBERS[det], True
+  elif det.isdigit() and int(det) > 0:
+    count, exact = int(det), True
   else:
     raise ValueError(f"expected 'a', 'an' or a number, got {det!r}")
   size = mods.pop(0) if mods and mods[0] in vocab.SIZES else None
@@ -249,7 +260,7 @@ def _find_relation(tokens: list[str]) -> tuple[int, int, str] | None:
 
 def parse_caption(text: str) -> PromptSpec:
   """The spec a caption asserts. Raises ValueError outside the grammar."""
-  tokens = re.findall(r"[a-z]+|,", text.lower())
+  tokens = re.findall(r"[a-z]+|[0-9]+|,", text.lower())
   for prefix in _PREFIX_TOKENS:
     if tuple(tokens[:len(prefix)]) == prefix:
       tokens = tokens[len(prefix):]
