@@ -178,3 +178,14 @@ def test_compound_eval_scores_every_prompt_of_a_trained_root(layout_root, capsys
     for flag in (*FLAGS, "second_reader"):
       value = out[group][flag]
       assert value is None if not out[group]["n"] else 0.0 <= value <= 1.0
+
+
+def test_phrasing_eval_rewrites_every_prompt_and_scores_each_rewrite(layout_root, capsys):
+  from unified_mm.eval.phrasing_eval import REWRITES, main
+  assert main(["--workdir", str(layout_root), "--per-category", "1", "--batch", "8"]) == 0
+  lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+  assert [line["rewrite"] for line in lines] == list(REWRITES)
+  assert lines[1]["example"][0].isupper() and lines[1]["example"].endswith(".")
+  assert any(ch.isdigit() for ch in lines[-1]["example"])  # the counting prompt, in digits
+  for line in lines:
+    assert 0.0 <= line["overall"] <= 1.0 and 0.0 <= line["plan_correct"] <= 1.0

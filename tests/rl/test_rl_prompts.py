@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 
+from unified_mm.data.shapes.captions import parse_caption, with_digits
 from unified_mm.data.shapes.spec import CATEGORIES
 from unified_mm.rl.prompts import PromptStream, category_cycle
 
@@ -46,3 +47,13 @@ def test_compound_prompts_join_the_cycle_only_when_weighted():
   assert len(compound) == 4
   for _, spec, _ in compound:  # several items, some counted, sized or related
     assert len(spec.items) >= 2 and spec.num_objects <= 6
+
+
+def test_typed_prompts_count_in_digits_and_stop_with_the_same_specs():
+  words = PromptStream(31_337, WEIGHTS, 9)
+  digits = PromptStream(31_337, WEIGHTS, 9, digit_prob=1.0, stop_prob=1.0)
+  typed = [(words[i], digits[i]) for i in range(36)]
+  for (text, spec, cat), (text_d, spec_d, cat_d) in typed:
+    assert (spec_d, cat_d) == (spec, cat) and text_d == with_digits(text) + "."
+    assert parse_caption(text_d) == spec
+  assert any(any(ch.isdigit() for ch in d[0]) for _, d in typed if d[2] == "counting")

@@ -38,6 +38,7 @@ line as `--config.data.<key>=...`):
                     a blue square"; the categories ask each alone)
   digit_prob        shapes world: share of the records' captions written with their
                     counts as digits ("3 red stars"; descriptions keep the words)
+  stop_prob         shapes world: share of the records' captions that end in a full stop
   prompt_size_weights  shapes world: weights of small, medium, large objects in those
                     scenes (a size the prompt names is the one drawn)
   num_records       shapes world: 0 for endless, N for a finite world of N scenes
@@ -80,6 +81,7 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
       prompt_prob=0.0,
       compound_prob=0.0,
       digit_prob=0.0,
+      stop_prob=0.0,
       prompt_size_weights=(1.0, 1.0, 1.0),
       num_records=0,
       num_bins_factor=2,
@@ -113,7 +115,7 @@ def validate_data_config(data: ml_collections.ConfigDict, check_source: bool = T
   if any(v < 0 for v in data.doc_ratios.values()) or sum(data.doc_ratios.values()) <= 0:
     fail("doc_ratios", "weights must be >= 0 and not all 0")
   for key in ("caption_dropout", "layout_prob", "prompt_prob", "compound_prob",
-              "digit_prob"):
+              "digit_prob", "stop_prob"):
     if not 0.0 <= data[key] <= 1.0:
       fail(key, "a probability in [0, 1]")
   w = tuple(data.get("prompt_size_weights", (1.0,) * 3))

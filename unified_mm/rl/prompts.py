@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from unified_mm.data.shapes.captions import with_digits
+from unified_mm.data.shapes.captions import as_typed
 from unified_mm.data.shapes.prompts import sample_compound, sample_prompt
 from unified_mm.data.shapes.spec import CATEGORIES, PromptSpec
 from unified_mm.eval.benchmark import BENCHMARK_SEED, CAPTION_SEED, EDIT_SEED
@@ -55,12 +55,14 @@ class PromptStream:
 
   def __init__(self, seed: int, weights: Mapping[str, float], cycle: int,
                counting: Sequence[int] = (2, 3, 4), binding: Sequence[int] = (2, 3, 4),
-               resolution: int = 64, max_objects: int = 6, digit_prob: float = 0.0):
+               resolution: int = 64, max_objects: int = 6, digit_prob: float = 0.0,
+               stop_prob: float = 0.0):
     if seed in (BENCHMARK_SEED, CAPTION_SEED, EDIT_SEED):
       raise ValueError(f"prompt seed {seed} is an evaluation seed")
     self.seed, self.resolution = int(seed), resolution
     self.max_objects = int(max_objects)  # compound prompts: no more than a plan may hold
-    self.digit_prob = float(digit_prob)  # "3 red stars": counts as people type them
+    # "3 red stars.": counts and full stops as people type them
+    self.digit_prob, self.stop_prob = float(digit_prob), float(stop_prob)
     self.categories = category_cycle(weights, cycle)
     self.counts = {"counting": tuple(counting), "binding": tuple(binding)}
 
@@ -73,6 +75,7 @@ class PromptStream:
       counts = self.counts.get(category)
       n = int(rng.choice(counts)) if counts else None
       text, spec, _ = sample_prompt(rng, category, n, self.resolution)
-    if self.digit_prob and np.random.default_rng([self.seed, i, 5]).random() < self.digit_prob:
-      text = with_digits(text)
+    if self.digit_prob or self.stop_prob:
+      text = as_typed(text, np.random.default_rng([self.seed, i, 5]), self.digit_prob,
+                      self.stop_prob)
     return text, spec, category

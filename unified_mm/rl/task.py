@@ -148,7 +148,8 @@ class GRPOTask(TransformerTask):
                                   cycle=int(config.train.batch_size) // self.group,
                                   counting=tuple(rl.counting), binding=tuple(rl.binding),
                                   max_objects=int(rl.max_objects),
-                                  digit_prob=float(rl.get("digit_prob", 0.0)))
+                                  digit_prob=float(rl.get("digit_prob", 0.0)),
+                                  stop_prob=float(rl.get("stop_prob", 0.0)))
     except ValueError as e:
       raise ConfigError(f"rl.category_weights / rl.prompt_seed: {e}") from None
     self.reward_fn = resolve_reward(str(rl.reward))

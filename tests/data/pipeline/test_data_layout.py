@@ -11,7 +11,7 @@ import pytest
 from unified_mm.data import layout, sequences
 from unified_mm.data.documents import RecordToDocument
 from unified_mm.data.shapes.analyzer import analyze
-from unified_mm.data.shapes.captions import parse_caption
+from unified_mm.data.shapes.captions import parse_caption, with_digits
 from unified_mm.data.shapes.grounding import scene_boxes
 from unified_mm.data.shapes.scene import sample_scene
 from unified_mm.data.shapes.scorer import score
@@ -41,7 +41,7 @@ def test_layout_round_trip_is_exact(lvocab, tokenizer, seed):
 
 def test_mentioned_objects_come_first():
   source = ShapesSource(seed=3, max_objects=4)
-  from unified_mm.data.shapes.captions import parse_caption
+  from unified_mm.data.shapes.captions import parse_caption, with_digits
   for i in range(30):
     record = source[i]
     spec = parse_caption(record["caption"])
@@ -151,6 +151,23 @@ def test_compound_prob_adds_compound_prompts_and_zero_keeps_the_records():
     assert r["exact_caption"] and len(spec.items) >= 2
     assert len(r["boxes"]) == spec.num_objects
     assert score(spec, analyze(r["image"]))["correct"], r["caption"]
+
+
+def test_typed_captions_count_in_digits_or_stop_and_change_nothing_else():
+  words = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5)
+  typed = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5, digit_prob=0.5, stop_prob=0.5)
+  digits = stops = 0
+  for i in range(80):
+    a, b = words[i], typed[i]
+    stop = b["caption"].endswith(".")
+    bare = b["caption"][:-1] if stop else b["caption"]
+    assert bare in (a["caption"], with_digits(a["caption"]))
+    assert parse_caption(b["caption"]) == parse_caption(a["caption"])
+    assert b["description"] == a["description"] and b["boxes"] == a["boxes"]
+    assert (b["image"] == a["image"]).all()
+    digits += bare != a["caption"]
+    stops += stop
+  assert 0 < digits < 80 and 10 < stops < 70
 
 
 def test_prompt_size_weights_draw_unnamed_sizes_and_keep_named_ones():

@@ -93,6 +93,8 @@ def test_config_errors_name_the_key():
                          (dict(doc_ratios=dict(captions=1.0)), "data.doc_ratios"),
                          (dict(caption_dropout=1.5), "data.caption_dropout"),
                          (dict(compound_prob=-0.1), "data.compound_prob"),
+                         (dict(digit_prob=2.0), "data.digit_prob"),
+                         (dict(stop_prob=-1.0), "data.stop_prob"),
                          (dict(prompt_size_weights=(1.0, -1.0, 1.0)), "data.prompt_size_weights"),
                          (dict(seq_len=0), "data.seq_len")]:
     with pytest.raises(ConfigError, match=key):

@@ -71,7 +71,7 @@ def test_examples_parse_to_the_expected_specs():
 
 @pytest.mark.parametrize("text", [
     "", "a", "a red", "three star", "a circles", "a hexagon", "a big red circle",
-    "seven-and-a-half circles", "a red circle left of", "red circle",
+    "seven-and-a-half circles", "a red circle left of", "red circle", "0 stars", "3 star",
 ])
 def test_outside_the_grammar_is_an_error(text):
   with pytest.raises(ValueError):
@@ -83,6 +83,18 @@ def test_numbers_are_words_and_plurals_agree():
   text = captions.write(spec, np.random.default_rng(0))
   assert "twelve blue crosses" in text and "a red circle" in text
   assert not any(ch.isdigit() for ch in text)
+
+
+def test_counts_in_digits_read_as_the_words_do():
+  for i in range(40):
+    text = captions.caption(scene_for_index(5, i, max_objects=6), np.random.default_rng(i),
+                            style="full")
+    typed = captions.with_digits(text)
+    assert captions.parse_caption(typed) == captions.parse_caption(text), typed
+  assert captions.with_digits("there are three red stars and twelve crosses") == (
+      "there are 3 red stars and 12 crosses")
+  assert captions.with_digits("someone drew a stone") == "someone drew a stone"  # whole words only
+  assert captions.parse_caption("27 stars").num_objects == 27
 
 
 def test_article_before_vowel():

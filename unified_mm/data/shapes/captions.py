@@ -63,6 +63,13 @@ def with_digits(text: str) -> str:
   return _NUMBER_WORD.sub(lambda m: str(vocab.NUMBER_WORDS.index(m.group(1))), text)
 
 
+def as_typed(text: str, rng: np.random.Generator, digit_prob: float, stop_prob: float) -> str:
+  """`text` with its counts in digits (`digit_prob`) and a full stop (`stop_prob`)."""
+  digits, stop = rng.random(2)
+  text = with_digits(text) if digits < digit_prob else text
+  return text + "." if stop < stop_prob else text
+
+
 def join_list(phrases: list[str]) -> str:
   if len(phrases) == 1:
     return phrases[0]

@@ -16,6 +16,7 @@ def make_source(data: ml_collections.ConfigDict):
                         prompt_size_weights=tuple(data.get("prompt_size_weights", (1.0,) * 3)),
                         compound_prob=data.get("compound_prob", 0.0),
                         digit_prob=data.get("digit_prob", 0.0),
+                        stop_prob=data.get("stop_prob", 0.0),
                         length=data.get("num_records", 0) or ENDLESS)
   if not data.path:
     raise ValueError(f"data.source={data.source!r} needs data.path")

@@ -16,8 +16,9 @@ teaches it to plan what was asked rather than to invent neighbours.
 `compound_prob` of the prompt-first records ask for a count, a size and a
 relation in one prompt (`prompts.sample_compound`: "two red circles left of a
 blue square"), which the categories each ask alone.
-`digit_prob` of the captions that count write their counts as digits ("3 red
-stars", `default_rng([s, i, 5])`), as people type them; descriptions keep words.
+`digit_prob` of the captions write their counts as digits ("3 red stars") and
+`stop_prob` end in a full stop (`default_rng([s, i, 5])`), as people type them;
+descriptions, what a captioner learns to write, keep the world's own form.
 `prompt_size_weights` (small, medium, large) draws those scenes' sizes: a
 prompt that names no size is then planned at the sizes a drawer renders and
 an analyzer reads most reliably.
@@ -62,9 +63,9 @@ class ShapesSource:
   def __init__(self, seed: int = 0, resolution: int = 64, max_objects: int = 4,
                min_objects: int = 1, edit_turns: int = 0, length: int = ENDLESS,
                prompt_prob: float = 0.0, prompt_size_weights=(1.0, 1.0, 1.0),
-               compound_prob: float = 0.0, digit_prob: float = 0.0):
+               compound_prob: float = 0.0, digit_prob: float = 0.0, stop_prob: float = 0.0):
     self.seed = seed
-    self.digit_prob = float(digit_prob)
+    self.digit_prob, self.stop_prob = float(digit_prob), float(stop_prob)
     self.prompt_prob = float(prompt_prob)
     self.compound_prob = float(compound_prob)
     w = np.asarray(prompt_size_weights, np.float64)
@@ -89,8 +90,9 @@ class ShapesSource:
       scene = scene_for_index(self.seed, index, resolution=self.resolution,
                               min_objects=self.min_objects, max_objects=self.max_objects)
       text, spec = captions.describe(scene, np.random.default_rng([self.seed, index, 1]))
-    if self.digit_prob and np.random.default_rng([self.seed, index, 5]).random() < self.digit_prob:
-      text = captions.with_digits(text)
+    if self.digit_prob or self.stop_prob:
+      text = captions.as_typed(text, np.random.default_rng([self.seed, index, 5]),
+                               self.digit_prob, self.stop_prob)
     record = {"image": render(scene), "caption": text, "boxes": scene_boxes(scene, spec),
               "exact_caption": exact,
               "description": captions.caption(scene, np.random.default_rng([self.seed, index, 3]),
@@ -130,7 +132,7 @@ class ShapesSource:
     return (f"ShapesSource(seed={self.seed}, resolution={self.resolution}, "
             f"max_objects={self.max_objects}, edit_turns={self.edit_turns}, "
             f"prompt_prob={self.prompt_prob}, compound_prob={self.compound_prob}, "
-            f"digit_prob={self.digit_prob})")
+            f"digit_prob={self.digit_prob}, stop_prob={self.stop_prob})")
 
 
 def shapes_corpus(num_records: int = 1500, seed: int = 0, max_objects: int = 4,
