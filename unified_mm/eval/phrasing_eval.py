@@ -1,6 +1,6 @@
 """The benchmark's prompts as people type them, through the planned path.
 
-    python -m unified_mm.eval.phrasing_eval --workdir ROOT [--per-category 25] [--seed 52711]
+    python -m unified_mm.eval.phrasing_eval --workdir ROOT [--per-category 50] [--seed 52711]
 
 The benchmark writes its prompts the way the shapes captions are written: lower
 case, counts in words, no full stop. People type "A red circle left of a blue
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
   from unified_mm.generate.stages import load_stages  # noqa: PLC0415
   parser = argparse.ArgumentParser(description=main.__doc__)
   parser.add_argument("--workdir", required=True, help="run root (tokenizer/, ar/, renderer/)")
-  parser.add_argument("--per-category", type=int, default=25)
+  parser.add_argument("--per-category", type=int, default=50)
   parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
   parser.add_argument("--batch", type=int, default=50)
   args = parser.parse_args(argv)
