@@ -4,10 +4,11 @@ By default normalisation is the identity and whitespace is kept as written, so
 `decode(encode(s)) == s` for every string; characters never seen in training
 fall back to their UTF-8 bytes instead of becoming <unk>. A tokenizer trained
 with `fold_case` reads text the way a lower-case, single-spaced corpus (the
-shapes world's) writes it: "A Green  STAR" and "a green star" are the same ids,
-so a prompt typed with capitals is not a prompt in words training never showed. SentencePiece's own
-BOS/EOS/PAD are disabled: those specials live in the unified vocabulary
-(`unified_mm.data.vocab`), after the text and image-code ranges.
+shapes world's) writes it: "A Green  STAR" and "a green star" are the same
+ids, so a prompt typed with capitals is not one in pieces training never
+showed. SentencePiece's own BOS/EOS/PAD are disabled: those specials live in
+the unified vocabulary (`unified_mm.data.vocab`), after the text and
+image-code ranges.
 """
 
 from __future__ import annotations

@@ -20,9 +20,11 @@ MAX_QUOTED = 160
 
 def unknown_words(text: str, tokenizer) -> list[str]:
   """Words the text tokenizer has no whole piece for: it spells them in
-  fragments or bytes, which training never showed the model."""
+  fragments or bytes, which training never showed the model. Numbers are
+  counts, not words: spelled digit by digit, read as counts by the grammar
+  (the preset's captions write a quarter of theirs that way)."""
   words = dict.fromkeys(re.findall(r"[^\s,.;:!?]+", text))  # once each, in order
-  return [w for w in words if len(tokenizer.pieces(w)) > 1]
+  return [w for w in words if not w.isdigit() and len(tokenizer.pieces(w)) > 1]
 
 
 def _listed(words: list[str]) -> str:
