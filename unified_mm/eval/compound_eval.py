@@ -56,22 +56,12 @@ def compound_summary(rows: Sequence[dict[str, Any]], results: Sequence[dict[str,
 
 def main(argv: list[str] | None = None) -> int:
   """Prints how the planned path draws compound prompts."""
-  import argparse  # noqa: PLC0415
   import json  # noqa: PLC0415
 
-  from unified_mm.eval.shapes_benchmark import benchmark_sampling, draw, score_path  # noqa: PLC0415
-  from unified_mm.generate.stages import load_stages  # noqa: PLC0415
-  parser = argparse.ArgumentParser(description=main.__doc__)
-  parser.add_argument("--workdir", required=True, help="run root (tokenizer/, ar/, renderer/)")
-  parser.add_argument("--prompts", type=int, default=100)
-  parser.add_argument("--seed", type=int, default=BENCHMARK_SEED)
-  parser.add_argument("--batch", type=int, default=50)
-  args = parser.parse_args(argv)
-  stages = load_stages(args.workdir)
+  from unified_mm.eval.shapes_benchmark import planned_eval_args, score_planned  # noqa: PLC0415
+  args, stages = planned_eval_args(argv, main.__doc__, BENCHMARK_SEED, "--prompts", 100)
   rows = compound_rows(args.seed, args.prompts)
-  drawn = draw(stages, [r["prompt"] for r in rows], planned=True, seed=args.seed,
-               batch=args.batch, sampling=benchmark_sampling(stages))
-  path = score_path(rows, drawn["renderer"], drawn["plans"], stages.ar.vocab.layout_bins)
+  path = score_planned(stages, rows, seed=args.seed, batch=args.batch)
   summary = compound_summary(rows, path["results"])
   brief = {g: {f: round(v["accuracy"], 3) for f, v in s.items()} | {"n": s["correct"]["n"]}
            for g, s in summary.items()}

@@ -57,24 +57,14 @@ def phrasing_summary(rows: Sequence[dict[str, Any]], results: Sequence[dict[str,
 
 def main(argv: list[str] | None = None) -> int:
   """Prints, per rewrite, how the planned path draws the rewritten prompts."""
-  import argparse  # noqa: PLC0415
   import json  # noqa: PLC0415
 
-  from unified_mm.eval.shapes_benchmark import benchmark_sampling, draw, score_path  # noqa: PLC0415
-  from unified_mm.generate.stages import load_stages  # noqa: PLC0415
-  parser = argparse.ArgumentParser(description=main.__doc__)
-  parser.add_argument("--workdir", required=True, help="run root (tokenizer/, ar/, renderer/)")
-  parser.add_argument("--per-category", type=int, default=50)
-  parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-  parser.add_argument("--batch", type=int, default=50)
-  args = parser.parse_args(argv)
-  stages = load_stages(args.workdir)
+  from unified_mm.eval.shapes_benchmark import planned_eval_args, score_planned  # noqa: PLC0415
+  args, stages = planned_eval_args(argv, main.__doc__, DEFAULT_SEED, "--per-category", 50)
   rows = benchmark_prompts(args.seed, args.per_category, (2,))
   for name, rewrite in REWRITES.items():
     prompts = [rewrite(r["prompt"]) for r in rows]
-    drawn = draw(stages, prompts, planned=True, seed=args.seed, batch=args.batch,
-                 sampling=benchmark_sampling(stages))
-    path = score_path(rows, drawn["renderer"], drawn["plans"], stages.ar.vocab.layout_bins)
+    path = score_planned(stages, rows, seed=args.seed, batch=args.batch, prompts=prompts)
     summary = phrasing_summary(rows, path["results"])
     print(json.dumps({"rewrite": name, "example": prompts[2 * args.per_category],
                       **{k: round(v, 3) for k, v in summary.items()}}), flush=True)

@@ -108,6 +108,31 @@ def score_path(rows, images, plans=None, bins: int = 0) -> dict[str, Any]:
           "prompts": [row["prompt"] for row in rows]}
 
 
+def planned_eval_args(argv: list[str] | None, description: str, seed: int, count: str,
+                      count_default: int):
+  """(args, stages) of a `python -m unified_mm.eval.X --workdir ROOT` check of the
+  planned path: --workdir, --seed, --batch and its prompt count `count`."""
+  import argparse  # noqa: PLC0415
+
+  from unified_mm.generate.stages import load_stages  # noqa: PLC0415
+  parser = argparse.ArgumentParser(description=description)
+  parser.add_argument("--workdir", required=True, help="run root (tokenizer/, ar/, renderer/)")
+  parser.add_argument(count, type=int, default=count_default)
+  parser.add_argument("--seed", type=int, default=seed)
+  parser.add_argument("--batch", type=int, default=50)
+  args = parser.parse_args(argv)
+  return args, load_stages(args.workdir)
+
+
+def score_planned(stages: Stages, rows, *, seed: int, batch: int,
+                  prompts: list[str] | None = None) -> dict[str, Any]:
+  """`score_path` of the rows drawn through the planned path with the benchmark's
+  sampling; `prompts` (a rewrite of each row's) are drawn in their place."""
+  drawn = draw(stages, prompts or [r["prompt"] for r in rows], planned=True, seed=seed,
+               batch=batch, sampling=benchmark_sampling(stages))
+  return score_path(rows, drawn["renderer"], drawn["plans"], stages.ar.vocab.layout_bins)
+
+
 def text_only_images(root: pathlib.Path, stages: Stages, prompts: list[str], *, seed: int,
                      batch: int) -> np.ndarray:
   """The text-only renderer's images (ROOT/renderer_text_only) through the same decoder."""
