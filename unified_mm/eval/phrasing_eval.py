@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_mm.data.shapes.captions import with_digits
+from unified_mm.data.shapes.captions import with_digits, without_prefix
 from unified_mm.data.shapes.spec import CATEGORIES
 from unified_mm.eval.benchmark import benchmark_prompts, rate
 
@@ -29,11 +29,7 @@ def _sentence(text: str) -> str:
 
 
 def _photo(text: str) -> str:
-  for prefix in ("a picture of ", "an image of ", "a scene with ", "there is ", "there are "):
-    if text.startswith(prefix):
-      text = text[len(prefix):]
-      break
-  return "a photo of " + text  # GenEval's own template
+  return "a photo of " + without_prefix(text)  # GenEval's own template
 
 
 REWRITES: dict[str, Callable[[str], str]] = {

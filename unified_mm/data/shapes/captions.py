@@ -60,7 +60,7 @@ _NUMBER_WORD = re.compile(r"\b(" + "|".join(vocab.NUMBER_WORDS[1:]) + r")\b")
 def with_digits(text: str) -> str:
   """`text` with its counts written as digits ("three red stars" -> "3 red stars"),
   the way people type them; parse_caption reads both."""
-  return _NUMBER_WORD.sub(lambda m: str(vocab.NUMBER_WORDS.index(m.group(1))), text)
+  return _NUMBER_WORD.sub(lambda m: str(_NUMBERS[m.group(1)]), text)
 
 
 def as_typed(text: str, rng: np.random.Generator, digit_prob: float, stop_prob: float) -> str:
@@ -216,6 +216,15 @@ _PREFIX_TOKENS = (("a", "picture", "of"), ("an", "image", "of"), ("a", "scene", 
                   ("there", "is"), ("there", "are"))
 _RELATION_TOKENS = sorted(((tuple(p.split()), rel) for rel, ps in _RELATION_PHRASES.items()
                            for p in ps), key=lambda t: -len(t[0]))
+
+
+def without_prefix(text: str) -> str:
+  """`text` without the caption prefix it starts with ("a picture of", "there are", ...)."""
+  for prefix in _PREFIX_TOKENS:
+    written = " ".join(prefix) + " "
+    if text.startswith(written):
+      return text[len(written):]
+  return text
 
 
 def _parse_phrase(tokens: list[str]) -> Item:
