@@ -176,15 +176,12 @@ def renderer_config():
   refiner) and its text (own text embedding; the full description half of the
   time), context dropped 10% of the time for CFG, trained on random chunk
   layouts K in {1, 2, 4}; the flow runs on the residual from the plan.
-  Budget: 2,000 steps of 32 scenes (the measured run's 1,200 + 800 in one),
-  d128 x 4 blocks + refiner (2.2M params), ~33 min with another training on
-  the 2 cores (1.0 s/step). Measured after
-  1,200 steps on the /4-code tokenizer (docs/renderer.md, 500 held-out
-  scenes, TRUE tokens, Heun 8 from t = 0.5): analyzer round-trip 0.888,
-  palette share 0.973, PSNR 33.0 dB; continued 800 steps (fresh AdamW, lr
-  5e-4) and decoded by the `tokenizer_decoder` run: 0.912 / 0.976 / 33.2 dB;
-  by the `latent_decoder` run (trained on its samples): 0.928 / 0.982 / 34.0 dB.
-  The preview decoder gives 0.966 / 0.980 / 34.3 dB on the same tokens.
+  Budget: 600 steps of 32 scenes, d128 x 4 blocks + refiner. Not the main job's
+  renderer: it follows the transformer's codes, which 300 steps do not teach
+  (round trip 0.47 from true codes at 600 steps against the preview's 0.60;
+  docs/quality.md, "The drawer"); the main job draws the plan with
+  `renderer_layout`. On the earlier /4 codes (58060ab, 2,000 steps, docs/renderer.md)
+  it drew 0.928 of 500 held-out scenes' objects.
   """
   import ml_collections  # noqa: PLC0415
 
