@@ -181,7 +181,7 @@ def renderer_config():
   (round trip 0.47 from true codes at 600 steps against the preview's 0.60;
   docs/quality.md, "The drawer"); the main job draws the plan with
   `renderer_layout`. On the earlier /4 codes (58060ab, 2,000 steps, docs/renderer.md)
-  it drew 0.928 of 500 held-out scenes' objects.
+  0.928 of 500 held-out scenes read back whole.
   """
   import ml_collections  # noqa: PLC0415
 
