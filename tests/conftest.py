@@ -32,3 +32,11 @@ def _subprocess_env(num_devices: int = 8) -> dict[str, str]:
 def subprocess_env():
   """`subprocess_env(n)`: environment for a `umm` subprocess with n fake CPU devices."""
   return _subprocess_env
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+  """The shapes text tokenizer every preset trains with (`data.tokenizer_dir` unset)."""
+  from unified_mm.data.config import default_data_config  # noqa: PLC0415
+  from unified_mm.data.pipeline import load_or_train_tokenizer  # noqa: PLC0415
+  return load_or_train_tokenizer(default_data_config())

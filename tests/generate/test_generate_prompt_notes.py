@@ -2,14 +2,7 @@
 
 import pytest
 
-from unified_mm.data.config import default_data_config
-from unified_mm.data.pipeline import load_or_train_tokenizer
 from unified_mm.generate.prompt_notes import prompt_notes, unknown_words
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-  return load_or_train_tokenizer(default_data_config())
 
 
 @pytest.mark.parametrize("typed", ["A Red Circle Left Of A Blue Square.", "3 RED STARS",

@@ -1,18 +1,12 @@
-"""Fixtures for the data pipeline tests: a tokenizer, image codes, a vocab."""
+"""Fixtures for the data pipeline tests: image codes, a vocab (the tokenizer is
+tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import pytest
 
-from unified_mm.data.config import default_data_config
-from unified_mm.data.pipeline import load_or_train_tokenizer
 from unified_mm.data.stand_in_codes import StandInCodes
 from unified_mm.data.vocab import Vocab
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-  return load_or_train_tokenizer(default_data_config())
 
 
 @pytest.fixture(scope="session")

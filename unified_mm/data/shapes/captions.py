@@ -28,7 +28,10 @@ STYLES: tuple[str, ...] = ("full", "single", "two", "counting", "colours", "posi
 # partial GenEval-style ones teach each construction on its own.
 DEFAULT_STYLE_WEIGHTS = {"full": 4.0, "single": 1.0, "two": 1.0, "counting": 1.0,
                          "colours": 1.0, "position": 1.0, "binding": 1.0}
-_PREFIXES = ("", "", "a picture of ", "an image of ", "a scene with ", "there is ")
+# The prefixes the grammar reads; "there are" is written only where "there is"
+# was drawn for a plural, so the writer draws from the first four (or none, twice).
+_PREFIX_WORDS = ("a picture of", "an image of", "a scene with", "there is", "there are")
+_PREFIXES = ("", "") + tuple(p + " " for p in _PREFIX_WORDS[:4])
 _RELATION_PHRASES = {
     "left of": ("left of", "to the left of", "on the left of"),
     "right of": ("right of", "to the right of", "on the right of"),
@@ -54,7 +57,8 @@ def noun_phrase(item: Item) -> str:
   return " ".join([det] + words)
 
 
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(vocab.NUMBER_WORDS[1:]) + r")\b")
+_NUMBERS = {w: i for i, w in enumerate(vocab.NUMBER_WORDS) if i > 0}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBERS) + r")\b")
 
 
 def with_digits(text: str) -> str:
@@ -210,20 +214,17 @@ def caption(scene: Scene, rng: np.random.Generator, style: str | None = None) ->
 
 # ---------------------------------------------------------------- parsing --
 
-_NUMBERS = {w: i for i, w in enumerate(vocab.NUMBER_WORDS) if i > 0}
 _SINGULAR = {vocab.PLURALS[k]: k for k in vocab.KINDS}
-_PREFIX_TOKENS = (("a", "picture", "of"), ("an", "image", "of"), ("a", "scene", "with"),
-                  ("there", "is"), ("there", "are"))
+_PREFIX_TOKENS = tuple(tuple(p.split()) for p in _PREFIX_WORDS)
 _RELATION_TOKENS = sorted(((tuple(p.split()), rel) for rel, ps in _RELATION_PHRASES.items()
                            for p in ps), key=lambda t: -len(t[0]))
 
 
 def without_prefix(text: str) -> str:
   """`text` without the caption prefix it starts with ("a picture of", "there are", ...)."""
-  for prefix in _PREFIX_TOKENS:
-    written = " ".join(prefix) + " "
-    if text.startswith(written):
-      return text[len(written):]
+  for prefix in _PREFIX_WORDS:
+    if text.startswith(prefix + " "):
+      return text[len(prefix) + 1:]
   return text
 
 
