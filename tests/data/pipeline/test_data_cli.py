@@ -36,12 +36,10 @@ def test_tokenizer_command(tmp_path):
   assert folded.encode("A small Red square!").tolist() == folded.encode("a small red square!").tolist()
 
 
-def test_tokenizer_command_on_the_shapes_corpus_is_the_pipelines(tmp_path):
-  from unified_mm.data.config import default_data_config
-  from unified_mm.data.pipeline import load_or_train_tokenizer
+def test_tokenizer_command_on_the_shapes_corpus_is_the_pipelines(tmp_path, tokenizer):
   assert main(["data", "tokenizer", "--out", str(tmp_path / "tok")]) == 0
   written = load_tokenizer(tmp_path / "tok")
-  assert written.model_proto == load_or_train_tokenizer(default_data_config()).model_proto
+  assert written.model_proto == tokenizer.model_proto
 
 
 def test_build_shapes_then_bench_reads_it(tmp_path, capsys):
