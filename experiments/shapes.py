@@ -43,11 +43,13 @@ def tokenizer_config():
       image_size=64, channels=(32, 64, 64), num_res_blocks=1, stem_patch=2,
       latent_stage=1, latent_channels=8, code_stage=2, fsq_levels=(8, 5, 5, 5),
       latent_decoder_channels=(64, 32), preview_decoder_channels=(64, 64, 32),
-      decoder_res_blocks=1, norm_groups=8, cell_code_channels=(), dtype="float32",
-      param_dtype="float32"))
+      decoder_res_blocks=1, norm_groups=8, cell_code_channels=(), semantic_classes=0,
+      dtype="float32", param_dtype="float32"))
+  # semantic_weight > 0 (with model.semantic_classes=9) asks each code to name the
+  # kind drawn in its cell (tasks/tokenizer.py; docs/quality.md, "Codes that name their kind").
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
-      tip_weight=40.0, latent_noise=0.1, freeze_encoder=False))
+      tip_weight=40.0, latent_noise=0.1, freeze_encoder=False, semantic_weight=0.0))
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=10))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=200, max_objects=4, batch_size=100, analyze_scenes=200,

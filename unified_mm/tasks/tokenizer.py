@@ -14,6 +14,8 @@ one-pixel tips; see `edge_weights`):
     mean w * r(latent reconstruction error)
   + code_weight * mean w * r(preview (FSQ) reconstruction error)
   + latent_reg_weight * mean(z^2)      (keeps the renderer's latent at a sane scale)
+  + semantic_weight * cross-entropy of the codes' semantic head against each
+    cell's kind (shapes world only, `model.semantic_classes`; off in the preset)
 where the latent reconstruction decodes z + latent_noise * std(z) * N(0, 1)
 (`loss.latent_noise`), so the decoder tolerates the renderer's sampling error.
 `loss.freeze_encoder` fine-tunes the decoders only (with `ckpt.init_from`), so
@@ -32,7 +34,8 @@ import numpy as np
 from flax import nnx
 
 from unified_mm.data.image_records import stack_images
-from unified_mm.data.shapes.render import render
+from unified_mm.data.shapes import vocab
+from unified_mm.data.shapes.render import cell_kinds, render
 from unified_mm.data.step_indexed import StepIndexedIterator
 from unified_mm.data.shapes.scene import scene_for_index
 from unified_mm.models.image_tokenizer.autoencoder import TokenizerAutoencoder
@@ -55,15 +58,22 @@ def render_scenes(seed: int, indices, resolution: int, min_objects: int, max_obj
 class ShapesImageIterator(StepIndexedIterator):
   """This process's rows of an endless, seeded stream of rendered scenes."""
 
-  def __init__(self, data_cfg, process_index: int, process_count: int, local_batch_size: int):
+  def __init__(self, data_cfg, process_index: int, process_count: int, local_batch_size: int,
+               kind_cell: int = 0):
     super().__init__(process_index, process_count, local_batch_size)
     self.seed, self.resolution = int(data_cfg.seed), int(data_cfg.resolution)
     self.min_objects, self.max_objects = int(data_cfg.min_objects), int(data_cfg.max_objects)
+    self.kind_cell = kind_cell  # > 0: also each code cell's kind (`cell_kinds`)
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
-    _, images = render_scenes(self.seed, rows, self.resolution, self.min_objects,
-                              self.max_objects)
-    return {"image": images}  # [b, H, W, 3] uint8
+    scenes, images = render_scenes(self.seed, rows, self.resolution, self.min_objects,
+                                   self.max_objects)
+    batch = {"image": images}  # [b, H, W, 3] uint8
+    if self.kind_cell:
+      batch["cell_kind"] = np.stack([cell_kinds(s, self.kind_cell) for s in scenes]).astype(
+          np.int32) if scenes else np.zeros((0,) + (self.resolution // self.kind_cell,) * 2,
+                                            np.int32)
+    return batch
 
 
 def psnr_from_mse(mse: jax.Array) -> jax.Array:
@@ -114,7 +124,8 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
                         mse_weight: float, code_weight: float, latent_reg_weight: float,
                         edge_weight: float = 0.0, tip_weight: float = 0.0,
                         latent_noise: float = 0.0, rng: jax.Array | None = None,
-                        freeze_encoder: bool = False
+                        freeze_encoder: bool = False, semantic_weight: float = 0.0,
+                        cell_kind: jax.Array | None = None
                         ) -> tuple[jax.Array, dict[str, jax.Array]]:
   out = model(images, latent_noise, rng, freeze_encoder)
   target = as_signed_unit(images)  # [B, H, W, 3]
@@ -132,6 +143,12 @@ def reconstruction_loss(model: TokenizerAutoencoder, images: jax.Array, *, l1_we
       "code_l1": l1_code, "code_psnr": psnr_from_mse(mse_code),
       "z_rms": jnp.sqrt(z_ms),
   }
+  if semantic_weight:
+    logits = out["semantic_logits"]  # [B, h, w, classes]
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), cell_kind[..., None], -1).mean()
+    loss = loss + semantic_weight * nll
+    metrics["semantic_nll"] = nll
+    metrics["semantic_accuracy"] = (logits.argmax(-1) == cell_kind).mean()
   return loss, metrics
 
 
@@ -145,20 +162,43 @@ class TokenizerTask(ImageTask):
     self.loss_weights["tip_weight"] = float(config.loss.get("tip_weight", 0.0))
     self.loss_weights["latent_noise"] = float(config.loss.get("latent_noise", 0.0))
     self.loss_weights["freeze_encoder"] = bool(config.loss.get("freeze_encoder", False))
+    self.loss_weights["semantic_weight"] = float(config.loss.get("semantic_weight", 0.0))
+    self._check_semantic(config)
     if self.loss_weights["freeze_encoder"] and float(config.optim.get("weight_decay", 0.0)):
       from unified_mm.config.loading import ConfigError  # noqa: PLC0415
       # Zero gradients leave Adam's update at exactly zero; weight decay would not.
       raise ConfigError("loss.freeze_encoder=True needs optim.weight_decay=0 "
                         f"(got {config.optim.weight_decay}): decay would move the frozen encoder")
 
+  @staticmethod
+  def _check_semantic(config) -> None:
+    """loss.semantic_weight needs the head, of one class per kind plus background,
+    and labels, which only the shapes world has."""
+    from unified_mm.config.loading import ConfigError  # noqa: PLC0415
+    if not float(config.loss.get("semantic_weight", 0.0)):
+      return
+    classes = int(config.model.get("semantic_classes", 0))
+    if classes != 1 + len(vocab.KINDS):
+      raise ConfigError(f"loss.semantic_weight needs model.semantic_classes="
+                        f"{1 + len(vocab.KINDS)} (background + each kind), got {classes}")
+    if is_real(config.data):
+      raise ConfigError("loss.semantic_weight needs per-cell kinds, which only the shapes "
+                        f"world has (data.source={config.data.source!r})")
+
+  @property
+  def semantic(self) -> bool:
+    return bool(self.loss_weights["semantic_weight"])
+
   def build_model(self, rngs: nnx.Rngs) -> TokenizerAutoencoder:
     return TokenizerAutoencoder(**self.config.model, rngs=rngs)
 
   def loss(self, model: TokenizerAutoencoder, batch, rng: jax.Array):
-    return reconstruction_loss(model, batch["image"], rng=rng, **self.loss_weights)
+    return reconstruction_loss(model, batch["image"], rng=rng, cell_kind=batch.get("cell_kind"),
+                               **self.loss_weights)
 
   def batch_axes(self) -> dict[str, tuple[str | None, ...]]:
-    return {"image": IMAGE_AXES}
+    semantic = {"cell_kind": ("batch", "height", "width")} if self.semantic else {}
+    return {"image": IMAGE_AXES} | semantic
 
   def make_data(self, process_index: int, process_count: int, local_batch_size: int):
     data = self.config.data
@@ -166,7 +206,9 @@ class TokenizerTask(ImageTask):
       return real_image_iterator(data, record_to_image(data, need_caption=False), stack_images,
                                  stage=self.name, process_index=process_index,
                                  process_count=process_count, local_batch_size=local_batch_size)
-    return ShapesImageIterator(data, process_index, process_count, local_batch_size)
+    m = self.config.model  # a code cell is stem_patch * 2**code_stage pixels a side
+    cell = int(m.stem_patch) * 2**int(m.code_stage) if self.semantic else 0
+    return ShapesImageIterator(data, process_index, process_count, local_batch_size, cell)
 
   def _real_evaluators(self) -> list:
     """Reconstruction and code usage on the source's held-out records (on the

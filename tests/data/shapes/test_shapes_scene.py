@@ -111,3 +111,21 @@ def test_background_is_far_from_every_palette_colour():
   closest_pair = gaps[~np.eye(len(palette), dtype=bool)].min()
   to_background = np.linalg.norm(palette - np.array(vocab.BACKGROUND), axis=-1).min()
   assert to_background > closest_pair > 2 * 60  # 60: the analyzer's threshold
+
+
+def test_kind_map_matches_the_render_and_cells_name_their_kind():
+  from unified_mm.data.shapes.render import cell_kinds, render_kinds
+  scene = scene_for_index(3, 5, resolution=64, min_objects=3, max_objects=5)
+  image, labels = render(scene), render_kinds(scene)
+  drawn = (image != np.array(vocab.BACKGROUND, np.uint8)).any(-1)
+  np.testing.assert_array_equal(labels > 0, drawn)  # labelled exactly where drawn
+  for obj in scene.objects:  # the kind of the object on top at its box's pixels
+    x0, y0, x1, y1 = obj.box
+    top = labels[y0:y1, x0:x1][masks.mask(obj.kind, vocab.size_px(obj.size, 64))]
+    assert (top == 1 + vocab.KINDS.index(obj.kind)).mean() > 0.5
+  cells = cell_kinds(scene, 8)
+  assert cells.shape == (8, 8)
+  touched = labels.reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(8, 8, 64)
+  np.testing.assert_array_equal(cells > 0, (touched > 0).any(-1))  # any object pixel
+  for i, j in zip(*np.nonzero(cells)):
+    assert cells[i, j] in touched[i, j]

@@ -139,3 +139,25 @@ def test_cell_codes_read_only_their_own_cell(images):
   out = model(images)
   np.testing.assert_array_equal(ids, np.asarray(out["ids"]))
   assert out["z"].shape == (4, 16, 16, 4) and out["code_recon"].shape == images.shape
+
+
+def test_semantic_head_learns_each_cells_kind_through_the_codes():
+  """The head reads the quantized codes; its loss moves the encoder (straight
+  through FSQ) and is what the labels say, not a constant."""
+  from unified_mm.data.shapes.render import cell_kinds
+  from unified_mm.tasks.tokenizer import reconstruction_loss
+  scenes, images = render_scenes(5, range(4), 32, 1, 3)
+  model = tiny_model(semantic_classes=9)
+  labels = np.stack([cell_kinds(s, model.code_downsample) for s in scenes])
+  weights = dict(l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=0.0)
+  loss_fn = lambda m, y: reconstruction_loss(m, images, semantic_weight=1.0, cell_kind=y, **weights)
+  loss, metrics = loss_fn(model, labels)
+  plain, _ = reconstruction_loss(model, images, **weights)
+  np.testing.assert_allclose(float(loss - plain), float(metrics["semantic_nll"]), rtol=1e-5)
+  other, _ = loss_fn(model, (labels + 1) % 9)
+  assert float(other) != float(loss)
+  grads = nnx.grad(lambda m: loss_fn(m, labels)[0] - reconstruction_loss(m, images, **weights)[0])(
+      model)
+  assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads.code_proj)) > 0
+  assert max(float(np.abs(g).max()) for g in jax.tree.leaves(grads.preview_decoder)) == 0
+  assert "semantic_logits" not in tiny_model()(images)  # off unless asked

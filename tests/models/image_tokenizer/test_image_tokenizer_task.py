@@ -94,3 +94,20 @@ def test_tip_weight_marks_one_pixel_protrusions():
   assert w[2, 1] == w[2, 3] == 25.0
   assert w[2, 2] == 5.0  # the middle differs from 2 neighbours: an edge, not a tip
   assert w[0, 0] == 1.0
+
+
+def test_semantic_weight_asks_for_its_head_and_the_shapes_world():
+  from unified_mm import tasks
+  from unified_mm.config.loading import ConfigError, load_config
+  with pytest.raises(ConfigError, match="model.semantic_classes=9"):
+    tasks.make_task(load_config("experiments/shapes.py:tokenizer", ["loss.semantic_weight=1.0"]))
+  with pytest.raises(ConfigError, match="data.source"):
+    tasks.make_task(load_config("experiments/shapes.py:tokenizer", [
+        "loss.semantic_weight=1.0", "model.semantic_classes=9", "data.source=tfds"]))
+  task = tasks.make_task(load_config("experiments/shapes.py:tokenizer", [
+      "loss.semantic_weight=1.0", "model.semantic_classes=9", "data.resolution=32"]))
+  batch = next(task.make_data(0, 1, 2))
+  assert set(batch) == set(task.batch_axes()) == {"image", "cell_kind"}
+  assert batch["cell_kind"].shape == (2, 4, 4) and batch["cell_kind"].max() > 0
+  assert set(tasks.make_task(load_config("experiments/shapes.py:tokenizer")).batch_axes()) == {
+      "image"}

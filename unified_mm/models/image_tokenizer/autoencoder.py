@@ -36,7 +36,7 @@ class TokenizerAutoencoder(nnx.Module):
                latent_decoder_channels: Sequence[int] = (64, 32),
                preview_decoder_channels: Sequence[int] = (128, 64, 32),
                decoder_res_blocks: int = 1, norm_groups: int = 8,
-               cell_code_channels: Sequence[int] = (),
+               cell_code_channels: Sequence[int] = (), semantic_classes: int = 0,
                dtype: str = "float32", param_dtype: str = "float32", rngs: nnx.Rngs):
     if not 0 <= latent_stage <= code_stage < len(channels):
       raise ValueError(f"need 0 <= latent_stage={latent_stage} <= code_stage={code_stage} "
@@ -62,6 +62,13 @@ class TokenizerAutoencoder(nnx.Module):
     if not cell_code_channels:
       self.code_norm = group_norm(channels[code_stage], norm_groups, **kw)
       self.code_proj = conv(channels[code_stage], self.fsq.dim, 1, **kw)
+    # A small head reading each quantized code back as a class (the shapes world:
+    # the kind drawn in its cell). Trained with loss.semantic_weight, it asks every
+    # code that draws part of a shape to say which shape: a transformer then learns
+    # the codes of a kind together instead of one fragment at a time.
+    self.semantic_head = nnx.Sequential(
+        nnx.Linear(self.fsq.dim, 64, **kw), jax.nn.gelu,
+        nnx.Linear(64, semantic_classes, **kw)) if semantic_classes else None
     # Each decoder must undo its own downsampling: 2**(stages - 1) * out_patch.
     self.latent_decoder = Decoder(
         in_features=latent_channels, channels=latent_decoder_channels,
@@ -144,7 +151,9 @@ class TokenizerAutoencoder(nnx.Module):
     if latent_noise:
       scale = jax.lax.stop_gradient(z.std(axis=(0, 1, 2)))  # [Cz]
       z_in = z + latent_noise * scale * jax.random.normal(rng, z.shape, z.dtype)
-    return {
+    semantic = {} if self.semantic_head is None else {
+        "semantic_logits": self.semantic_head(codes.astype(self.dtype)).astype(jnp.float32)}
+    return semantic | {
         "z": z.astype(jnp.float32),
         "codes": codes,
         "ids": ids,
