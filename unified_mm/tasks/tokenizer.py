@@ -70,9 +70,9 @@ class ShapesImageIterator(StepIndexedIterator):
                                    self.max_objects)
     batch = {"image": images}  # [b, H, W, 3] uint8
     if self.kind_cell:
-      batch["cell_kind"] = np.stack([cell_kinds(s, self.kind_cell) for s in scenes]).astype(
-          np.int32) if scenes else np.zeros((0,) + (self.resolution // self.kind_cell,) * 2,
-                                            np.int32)
+      grid = self.resolution // self.kind_cell
+      batch["cell_kind"] = np.array([cell_kinds(s, self.kind_cell) for s in scenes],
+                                    np.int32).reshape(-1, grid, grid)
     return batch
 
 

@@ -12,17 +12,25 @@ from unified_mm.data.shapes import masks, vocab
 from unified_mm.data.shapes.scene import Scene
 
 
+def _drawn(scene: Scene):
+  """(object, its box's (rows, columns) slices, its [h, w] mask), in drawing order:
+  a later object covers an earlier one."""
+  r = scene.resolution
+  for obj in scene.objects:
+    x0, y0, x1, y1 = obj.box
+    m = masks.mask(obj.kind, vocab.size_px(obj.size, r))
+    if m.shape != (y1 - y0, x1 - x0):
+      raise ValueError(f"box {obj.box} does not match a {obj.size} {obj.kind} at {r}px")
+    yield obj, (slice(y0, y1), slice(x0, x1)), m
+
+
 def render(scene: Scene) -> np.ndarray:
   """[H, W, 3] uint8 image of `scene`."""
   r = scene.resolution
   image = np.empty((r, r, 3), dtype=np.uint8)
   image[...] = scene.background
-  for obj in scene.objects:
-    x0, y0, x1, y1 = obj.box
-    m = masks.mask(obj.kind, vocab.size_px(obj.size, r))  # [h, w]
-    if m.shape != (y1 - y0, x1 - x0):
-      raise ValueError(f"box {obj.box} does not match a {obj.size} {obj.kind} at {r}px")
-    image[y0:y1, x0:x1][m] = vocab.COLOURS[obj.colour]
+  for obj, box, m in _drawn(scene):
+    image[box][m] = vocab.COLOURS[obj.colour]
   return image
 
 
@@ -31,10 +39,8 @@ def render_kinds(scene: Scene) -> np.ndarray:
   kind drawn on top at each pixel (the tokenizer's semantic target)."""
   r = scene.resolution
   labels = np.zeros((r, r), dtype=np.int32)
-  for obj in scene.objects:
-    x0, y0, x1, y1 = obj.box
-    labels[y0:y1, x0:x1][masks.mask(obj.kind, vocab.size_px(obj.size, r))] = (
-        1 + vocab.KINDS.index(obj.kind))
+  for obj, box, m in _drawn(scene):
+    labels[box][m] = 1 + vocab.KINDS.index(obj.kind)
   return labels
 
 
