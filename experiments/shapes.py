@@ -50,7 +50,9 @@ def tokenizer_config():
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
       tip_weight=40.0, latent_noise=0.1, freeze_encoder=False, semantic_weight=0.0))
-  c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=10))
+  # cell_align=8 puts objects on the code cells (data/sources/shapes_source.py): off.
+  c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=10,
+                                          cell_align=0))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=200, max_objects=4, batch_size=100, analyze_scenes=200,
       grid_images=8))
@@ -203,7 +205,7 @@ def renderer_config():
   c.data = ml_collections.ConfigDict(dict(
       seed=1, resolution=64, min_objects=1, max_objects=10, image_tokenizer_dir="",
       tokenizer_dir="", text_vocab_size=512, max_objects_text=4, ar_dir="",
-      description_prob=0.5, layout_bins=64, layout_prob=0.7))
+      description_prob=0.5, layout_bins=64, layout_prob=0.7, cell_align=0))
   # start=0.5: sample from the half-noised plan (/8 codes: 65.6% round-trip vs 58.0% from
   # noise; /4 codes: 0.84 from the plan alone, 0.84 from 0.5, 0.83 from noise).
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,

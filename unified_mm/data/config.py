@@ -41,6 +41,8 @@ line as `--config.data.<key>=...`):
   stop_prob         shapes world: share of the records' captions that end in a full stop
   prompt_size_weights  shapes world: weights of small, medium, large objects in those
                     scenes (a size the prompt names is the one drawn)
+  cell_align        shapes world: every object's box corner on a lattice of this many
+                    pixels (the image tokenizer's code cell, 8 at /8 codes); 0: any pixel
   num_records       shapes world: 0 for endless, N for a finite world of N scenes
   num_bins_factor   packing bins = local batch size * this (more: less padding)
   num_workers       Grain worker processes (0: in the training process)
@@ -83,6 +85,7 @@ def default_data_config(**overrides) -> ml_collections.ConfigDict:
       digit_prob=0.0,
       stop_prob=0.0,
       prompt_size_weights=(1.0, 1.0, 1.0),
+      cell_align=0,
       num_records=0,
       num_bins_factor=2,
       num_workers=0,
@@ -125,6 +128,6 @@ def validate_data_config(data: ml_collections.ConfigDict, check_source: bool = T
     if data[key] <= 0:
       fail(key, "must be > 0")
   for key in ("num_workers", "read_threads", "num_epochs", "edit_turns", "num_records",
-              "layout_bins"):
+              "layout_bins", "cell_align"):
     if data[key] < 0:
       fail(key, "must be >= 0")

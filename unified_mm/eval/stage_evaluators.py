@@ -29,7 +29,7 @@ def tokenizer_evaluators(task) -> list:
       seed=int(e.seed), num_scenes=int(e.num_scenes), resolution=int(task.config.data.resolution),
       max_objects=int(e.max_objects), batch_size=int(e.batch_size),
       analyze_scenes=int(e.analyze_scenes), grid_images=int(e.grid_images),
-      out_dir=task.workdir)]
+      out_dir=task.workdir, align=int(task.config.data.get("cell_align", 0)))]
 
 
 def renderer_evaluators(task) -> list:

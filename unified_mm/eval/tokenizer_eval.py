@@ -52,9 +52,11 @@ class TokenizerEvaluator:
 
   def __init__(self, *, seed: int, num_scenes: int, resolution: int, max_objects: int,
                batch_size: int, analyze_scenes: int | None = None, grid_images: int = 8,
-               out_dir: str | pathlib.Path | None = None):
+               out_dir: str | pathlib.Path | None = None, align: int = 0):
     from unified_mm.tasks.tokenizer import render_scenes
-    self.scenes, self.images = render_scenes(seed, range(num_scenes), resolution, 1, max_objects)
+    # `align`: held-out scenes laid out as the training ones (data.cell_align).
+    self.scenes, self.images = render_scenes(seed, range(num_scenes), resolution, 1, max_objects,
+                                             align)
     self.batch_size = batch_size
     self.analyze_scenes = num_scenes if analyze_scenes is None else min(analyze_scenes, num_scenes)
     self.grid_images = grid_images

@@ -95,7 +95,7 @@ def scene_batch(task: RendererTask, *, seed: int, indices, min_objects: int, max
                 ) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
   """(scenes, images, batch) for scene `indices` of `seed`: the latent and `task.conditioning`."""
   scenes, images = render_scenes(seed, indices, int(task.config.data.resolution), min_objects,
-                                 max_objects)
+                                 max_objects, int(task.config.data.get("cell_align", 0)))
   z, codes = task.frontend.encode(images)
   texts = [scene_text(s, seed, int(i), description_prob) for s, i in zip(scenes, indices)]
   layouts = None

@@ -46,10 +46,11 @@ from unified_mm.tasks.image_task import ImageTask
 IMAGE_AXES = ("batch", "height", "width", "channels")
 
 
-def render_scenes(seed: int, indices, resolution: int, min_objects: int, max_objects: int):
-  """(scenes, [N, H, W, 3] uint8) for scene indices of `seed`."""
+def render_scenes(seed: int, indices, resolution: int, min_objects: int, max_objects: int,
+                  align: int = 0):
+  """(scenes, [N, H, W, 3] uint8) for scene indices of `seed` (`align`: scene.place_one)."""
   scenes = [scene_for_index(seed, int(i), resolution=resolution, min_objects=min_objects,
-                            max_objects=max_objects) for i in indices]
+                            max_objects=max_objects, align=align) for i in indices]
   images = np.stack([render(s) for s in scenes]) if scenes else np.zeros(
       (0, resolution, resolution, 3), np.uint8)
   return scenes, images
@@ -64,10 +65,11 @@ class ShapesImageIterator(StepIndexedIterator):
     self.seed, self.resolution = int(data_cfg.seed), int(data_cfg.resolution)
     self.min_objects, self.max_objects = int(data_cfg.min_objects), int(data_cfg.max_objects)
     self.kind_cell = kind_cell  # > 0: also each code cell's kind (`cell_kinds`)
+    self.align = int(data_cfg.get("cell_align", 0))
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
     scenes, images = render_scenes(self.seed, rows, self.resolution, self.min_objects,
-                                   self.max_objects)
+                                   self.max_objects, self.align)
     batch = {"image": images}  # [b, H, W, 3] uint8
     if self.kind_cell:
       grid = self.resolution // self.kind_cell

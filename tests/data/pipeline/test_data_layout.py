@@ -187,6 +187,24 @@ def test_prompt_size_weights_draw_unnamed_sizes_and_keep_named_ones():
                      for o in json.loads(uniform[i]["meta"])["scene"]["objects"]]
 
 
+def test_cell_align_puts_boxes_on_the_code_lattice_and_keeps_the_prompts_true():
+  aligned = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5, cell_align=8)
+  corners, crowded = [], 0
+  for i in range(80):
+    r = aligned[i]
+    scene = json.loads(r["meta"])["scene"]
+    if r["exact_caption"]:
+      assert score(parse_caption(r["caption"]), analyze(r["image"]))["correct"], r["caption"]
+    on = [(o["box"][0] - 1) % 8 == 0 and (o["box"][1] - 1) % 8 == 0 for o in scene["objects"]]
+    crowded += not all(on)  # only a scene laid out on the crowded-scene grid leaves it
+    corners += on
+  assert sum(corners) > 0.9 * len(corners) and crowded < 8
+  plain = ShapesSource(seed=5, max_objects=6, prompt_prob=0.5)
+  moved = [json.loads(plain[i]["meta"])["scene"] != json.loads(aligned[i]["meta"])["scene"]
+           for i in range(20)]
+  assert any(moved) and plain[3]["caption"] == aligned[3]["caption"]
+
+
 def _caption_ids(lvocab, doc):
   ids = np.concatenate([doc["tokens"], doc["targets"][-1:]])
   return list(ids[1:int(np.flatnonzero(ids == lvocab.boi)[0])])  # between BOS and BOI

@@ -96,6 +96,7 @@ def test_config_errors_name_the_key():
                          (dict(digit_prob=2.0), "data.digit_prob"),
                          (dict(stop_prob=-1.0), "data.stop_prob"),
                          (dict(prompt_size_weights=(1.0, -1.0, 1.0)), "data.prompt_size_weights"),
+                         (dict(cell_align=-8), "data.cell_align"),
                          (dict(seq_len=0), "data.seq_len")]:
     with pytest.raises(ConfigError, match=key):
       validate_data_config(default_data_config(**overrides))

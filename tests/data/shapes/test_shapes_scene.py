@@ -54,6 +54,17 @@ def test_layouts_valid_at_every_resolution(resolution):
     assert image.shape == (resolution, resolution, 3) and image.dtype == np.uint8
 
 
+def test_aligned_scenes_keep_their_invariants_and_sit_on_the_lattice():
+  off = 0
+  for i in range(100):
+    scene = scene_for_index(3, i, max_objects=4, align=8)
+    _assert_layout_ok(scene)
+    off += sum((o.box[0] - 1) % 8 or (o.box[1] - 1) % 8 for o in scene.objects)
+  assert off == 0
+  # align=0 draws exactly what scenes drew before the option: runs keep their records.
+  assert scene_for_index(3, 5, max_objects=4, align=0) == scene_for_index(3, 5, max_objects=4)
+
+
 def test_object_counts_follow_the_request():
   counts = [len(scene_for_index(5, i, min_objects=2, max_objects=6).objects) for i in range(300)]
   assert set(counts) == {2, 3, 4, 5, 6}

@@ -30,7 +30,8 @@ def _distinct_pairs(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
 
 
 def _scene_for(rng: np.random.Generator, category: str, n: int | None,
-               resolution: int, size_probs: Sequence[float] | None = None) -> Scene:
+               resolution: int, size_probs: Sequence[float] | None = None,
+               align: int = 0) -> Scene:
   def sizes(m: int) -> list[str]:
     # p=None draws exactly what rng.integers did: the benchmark's prompts stay put.
     return [vocab.SIZE_NAMES[i] for i in rng.choice(len(vocab.SIZE_NAMES), m, p=size_probs)]
@@ -50,22 +51,23 @@ def _scene_for(rng: np.random.Generator, category: str, n: int | None,
     attrs = [(k, c, s) for (k, c), s in zip(_distinct_pairs(rng, m), sizes(m))]
   else:
     raise ValueError(f"unknown category {category!r}; known: {CATEGORIES}")
-  return Scene(place_objects(rng, attrs, resolution), resolution)
+  return Scene(place_objects(rng, attrs, resolution, align=align), resolution)
 
 
 def sample_prompt(rng_or_seed: Any, category: str, num_objects: int | None = None,
-                  resolution: int = 64, size_probs: Sequence[float] | None = None
-                  ) -> tuple[str, PromptSpec, Scene]:
+                  resolution: int = 64, size_probs: Sequence[float] | None = None,
+                  align: int = 0) -> tuple[str, PromptSpec, Scene]:
   """(prompt, spec, reference scene) for one GenEval-style category.
 
   num_objects sets the count for "counting" and the number of distinct
   objects for "binding"; the other categories ignore it. `size_probs`
   (small, medium, large) draws the objects' sizes; None: uniform (the
   benchmark's prompts). A size the prompt then names is the one drawn.
+  `align` puts the objects on a lattice (scene.place_one).
   """
   rng = as_rng(rng_or_seed)
   for _ in range(_MAX_TRIES):
-    scene = _scene_for(rng, category, num_objects, resolution, size_probs)
+    scene = _scene_for(rng, category, num_objects, resolution, size_probs, align)
     if category == "binding":
       # Every object, each with its colour: "a red circle, ... and a blue star".
       spec = make_spec(tuple(Item(o.kind, o.colour) for o in scene.objects))
@@ -113,7 +115,8 @@ def _compound_spec(rng: np.random.Generator, max_objects: int) -> tuple[PromptSp
 
 
 def sample_compound(rng_or_seed: Any, max_objects: int = 6, resolution: int = 64,
-                    size_probs: Sequence[float] | None = None) -> tuple[str, PromptSpec, Scene]:
+                    size_probs: Sequence[float] | None = None,
+                    align: int = 0) -> tuple[str, PromptSpec, Scene]:
   """(prompt, spec, reference scene) for a compound prompt: every asked object is
   drawn, nothing else, and a relation holds clearly between every pair it names."""
   rng = as_rng(rng_or_seed)
@@ -126,7 +129,7 @@ def sample_compound(rng_or_seed: Any, max_objects: int = 6, resolution: int = 64
         for _ in range(count):
           size = item.size or str(rng.choice(vocab.SIZE_NAMES, p=size_probs))
           attrs.append((item.kind, colour, size))
-      objects = place_objects(rng, attrs, resolution)
+      objects = place_objects(rng, attrs, resolution, align=align)
       if [o.size for o in objects] != [a[2] for a in attrs]:
         continue  # crowded: place_objects shrank one, and a named size would be wrong
       if spec.relations:

@@ -100,14 +100,25 @@ def _collisions(xy: np.ndarray, w: int, h: int, others: Sequence[Obj], gap: int)
 
 
 def place_one(rng: np.random.Generator, kind: str, colour: str, size: str,
-              placed: Sequence[Obj], resolution: int, gap: int = GAP) -> Obj | None:
-  """One object at a random free spot, or None when no candidate spot is free."""
+              placed: Sequence[Obj], resolution: int, gap: int = GAP,
+              align: int = 0) -> Obj | None:
+  """One object at a random free spot, or None when no candidate spot is free.
+
+  align > 0 puts the box's top-left corner on a lattice of that stride (from
+  BORDER): on an image tokenizer's code cells, an object of one kind, colour
+  and size then always meets the same codes.
+  """
   h, w = masks.mask(kind, vocab.size_px(size, resolution)).shape
   hi_x, hi_y = resolution - BORDER - w, resolution - BORDER - h
   if hi_x < BORDER or hi_y < BORDER:
     return None
-  xy = np.stack([rng.integers(BORDER, hi_x + 1, _TRIES),
-                 rng.integers(BORDER, hi_y + 1, _TRIES)], axis=1)  # [C, 2]
+  if align:
+    xy = BORDER + align * np.stack([rng.integers(0, (hi_x - BORDER) // align + 1, _TRIES),
+                                    rng.integers(0, (hi_y - BORDER) // align + 1, _TRIES)],
+                                   axis=1)  # [C, 2]
+  else:
+    xy = np.stack([rng.integers(BORDER, hi_x + 1, _TRIES),
+                   rng.integers(BORDER, hi_y + 1, _TRIES)], axis=1)  # [C, 2]
   free = np.flatnonzero(~_collisions(xy, w, h, placed, gap))
   if not len(free):
     return None
@@ -146,17 +157,18 @@ def _place_on_grid(rng: np.random.Generator, attrs: Sequence[tuple[str, str, str
 
 
 def place_objects(rng: np.random.Generator, attrs: Sequence[tuple[str, str, str]],
-                  resolution: int = 64, gap: int = GAP) -> tuple[Obj, ...]:
+                  resolution: int = 64, gap: int = GAP, align: int = 0) -> tuple[Obj, ...]:
   """Places (kind, colour, size) objects without overlap, in the given order.
 
   An object that finds no room is shrunk; when even the smallest size finds
-  none, the whole scene is laid out on a jittered grid instead.
+  none, the whole scene is laid out on a jittered grid instead (unaligned).
+  `align`: see `place_one`.
   """
   placed: list[Obj] = []
   for kind, colour, size in attrs:
     obj = None
     for s in _smaller_sizes(size):
-      obj = place_one(rng, kind, colour, s, placed, resolution, gap)
+      obj = place_one(rng, kind, colour, s, placed, resolution, gap, align)
       if obj is not None:
         break
     if obj is None:
@@ -180,7 +192,8 @@ def sample_scene(rng_or_seed: np.random.Generator | int | Sequence[int], resolut
                  min_objects: int = 1, max_objects: int = 4, *, num_objects: int | None = None,
                  kinds: Sequence[str] = vocab.KINDS, colours: Sequence[str] = vocab.COLOUR_NAMES,
                  sizes: Sequence[str] = vocab.SIZE_NAMES,
-                 size_probs: Sequence[float] | None = None, gap: int = GAP) -> Scene:
+                 size_probs: Sequence[float] | None = None, gap: int = GAP,
+                 align: int = 0) -> Scene:
   """A random scene; the same generator state always gives the same scene.
 
   Kinds, colours and sizes are uniform and independent unless restricted.
@@ -190,7 +203,7 @@ def sample_scene(rng_or_seed: np.random.Generator | int | Sequence[int], resolut
   rng = as_rng(rng_or_seed)
   n = num_objects if num_objects is not None else int(rng.integers(min_objects, max_objects + 1))
   attrs = sample_attrs(rng, n, kinds, colours, sizes, size_probs)
-  return Scene(place_objects(rng, attrs, resolution, gap), resolution)
+  return Scene(place_objects(rng, attrs, resolution, gap, align), resolution)
 
 
 def scene_for_index(seed: int, index: int, **kwargs: Any) -> Scene:

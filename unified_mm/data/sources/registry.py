@@ -17,6 +17,7 @@ def make_source(data: ml_collections.ConfigDict):
                         compound_prob=data.get("compound_prob", 0.0),
                         digit_prob=data.get("digit_prob", 0.0),
                         stop_prob=data.get("stop_prob", 0.0),
+                        cell_align=data.get("cell_align", 0),
                         length=data.get("num_records", 0) or ENDLESS)
   if not data.path:
     raise ValueError(f"data.source={data.source!r} needs data.path")

@@ -22,6 +22,9 @@ descriptions, what a captioner learns to write, keep the world's own form.
 `prompt_size_weights` (small, medium, large) draws those scenes' sizes: a
 prompt that names no size is then planned at the sizes a drawer renders and
 an analyzer reads most reliably.
+`cell_align` (px) puts every object's box corner on a lattice of that stride,
+the image tokenizer's code cell: an object of one kind, colour and size then
+always meets the same codes (scene.place_one).
 
 Every record is a function of (seed, index) alone: any worker can produce
 any record, and a resumed run regenerates exactly the records it would have
@@ -63,8 +66,10 @@ class ShapesSource:
   def __init__(self, seed: int = 0, resolution: int = 64, max_objects: int = 4,
                min_objects: int = 1, edit_turns: int = 0, length: int = ENDLESS,
                prompt_prob: float = 0.0, prompt_size_weights=(1.0, 1.0, 1.0),
-               compound_prob: float = 0.0, digit_prob: float = 0.0, stop_prob: float = 0.0):
+               compound_prob: float = 0.0, digit_prob: float = 0.0, stop_prob: float = 0.0,
+               cell_align: int = 0):
     self.seed = seed
+    self.cell_align = int(cell_align)
     self.digit_prob, self.stop_prob = float(digit_prob), float(stop_prob)
     self.prompt_prob = float(prompt_prob)
     self.compound_prob = float(compound_prob)
@@ -88,7 +93,8 @@ class ShapesSource:
     exact = scene is not None  # a prompt-first scene holds exactly what its prompt names
     if scene is None:
       scene = scene_for_index(self.seed, index, resolution=self.resolution,
-                              min_objects=self.min_objects, max_objects=self.max_objects)
+                              min_objects=self.min_objects, max_objects=self.max_objects,
+                              align=self.cell_align)
       text, spec = captions.describe(scene, np.random.default_rng([self.seed, index, 1]))
     if self.digit_prob or self.stop_prob:
       text = captions.as_typed(text, np.random.default_rng([self.seed, index, 5]),
@@ -110,10 +116,12 @@ class ShapesSource:
       return None, None, None
     # Drawn only when asked for, so runs without compound prompts keep their records.
     if self.compound_prob and rng.random() < self.compound_prob:
-      return sample_compound(rng, self.max_objects, self.resolution, self.prompt_size_probs)
+      return sample_compound(rng, self.max_objects, self.resolution, self.prompt_size_probs,
+                             self.cell_align)
     category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
     n = int(rng.integers(2, max(self.max_objects, 2) + 1)) if category == "binding" else None
-    return sample_prompt(rng, category, n, self.resolution, self.prompt_size_probs)
+    return sample_prompt(rng, category, n, self.resolution, self.prompt_size_probs,
+                         self.cell_align)
 
   def edit_chain(self, scene, index: int) -> list[dict[str, Any]]:
     """Up to `edit_turns` edits of `scene`; shorter when no edit applies."""
@@ -132,7 +140,8 @@ class ShapesSource:
     return (f"ShapesSource(seed={self.seed}, resolution={self.resolution}, "
             f"max_objects={self.max_objects}, edit_turns={self.edit_turns}, "
             f"prompt_prob={self.prompt_prob}, compound_prob={self.compound_prob}, "
-            f"digit_prob={self.digit_prob}, stop_prob={self.stop_prob})")
+            f"digit_prob={self.digit_prob}, stop_prob={self.stop_prob}, "
+            f"cell_align={self.cell_align})")
 
 
 def shapes_corpus(num_records: int = 1500, seed: int = 0, max_objects: int = 4,
