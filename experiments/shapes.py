@@ -36,23 +36,26 @@ def tokenizer_config():
   from unified_mm.config.base import base_config  # noqa: PLC0415
 
   c = base_config("tokenizer")
-  # cell_code_channels=(256, 256) reads each code from its own cell's pixels: one
-  # code for all background, the dev plain path 0.15 -> 0.23, but the codes'
-  # preview ceiling 0.69 -> 0.52: off (docs/quality.md, "Codes read from their own cell").
+  # cell_code_channels=(256, 256) reads each code from its own cell's pixels (one code
+  # for all background), and data.cell_align=8 lays the world's objects on those cells:
+  # an object of one kind, colour and size then always has the same codes. The preview
+  # of true codes reads 0.98 of benchmark-style prompts (0.73 for the free codes of
+  # free scenes), and a 300-step transformer draws them: the plain path 0.13 -> 0.34
+  # (docs/quality.md, "Objects on the code cells").
   c.model = ml_collections.ConfigDict(dict(
       image_size=64, channels=(32, 64, 64), num_res_blocks=1, stem_patch=2,
       latent_stage=1, latent_channels=8, code_stage=2, fsq_levels=(8, 5, 5, 5),
       latent_decoder_channels=(64, 32), preview_decoder_channels=(64, 64, 32),
-      decoder_res_blocks=1, norm_groups=8, cell_code_channels=(), semantic_classes=0,
+      decoder_res_blocks=1, norm_groups=8, cell_code_channels=(256, 256), semantic_classes=0,
       dtype="float32", param_dtype="float32"))
   # semantic_weight > 0 (with model.semantic_classes=9) asks each code to name the
   # kind drawn in its cell (tasks/tokenizer.py; docs/quality.md, "Codes that name their kind").
   c.loss = ml_collections.ConfigDict(dict(
       l1_weight=1.0, mse_weight=1.0, code_weight=1.0, latent_reg_weight=1e-4, edge_weight=4.0,
       tip_weight=40.0, latent_noise=0.1, freeze_encoder=False, semantic_weight=0.0))
-  # cell_align=8 puts objects on the code cells (data/sources/shapes_source.py): off.
+  # Crowded scenes (no room on the lattice) keep free positions: scene.place_objects.
   c.data = ml_collections.ConfigDict(dict(seed=0, resolution=64, min_objects=1, max_objects=10,
-                                          cell_align=0))
+                                          cell_align=8))
   c.eval = ml_collections.ConfigDict(dict(
       seed=10_007, num_scenes=200, max_objects=4, batch_size=100, analyze_scenes=200,
       grid_images=8))
@@ -133,7 +136,8 @@ def ar_config():
   c.data = default_data_config(seq_len=320, max_objects=6, caption_dropout=0.1,
                                loss_on_prompt=False, edit_turns=1, layout_bins=64,
                                layout_prob=0.5, prompt_prob=0.5, digit_prob=0.25,
-                               prompt_size_weights=(0.0, 1.0, 1.0))
+                               prompt_size_weights=(0.0, 1.0, 1.0), cell_align=8,
+                               plain_description=True)
   c.data.doc_ratios.update(caption_to_image=0.3, image_to_caption=0.1, edit=0.1,
                            caption_to_layout=0.5)
   c.data.image_tokenizer_dir = ""  # "": stand-in codes (smoke tests without stage 1)
@@ -146,7 +150,7 @@ def ar_config():
       z_loss=1e-4, modality_weights=dict(text=3.0, image=1.0, special=1.0, layout=3.0)))
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
   # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
-  # CFG on the codes against `BOS BOI` (12: twice the plain path's score at 3,
+  # CFG on the codes against `BOS BOI` (6 on cell codes: 0.34 against 0.26 at 12 and 0.24 at 3,
   # docs/quality.md), the plan sampled at its own temperature and CFG, its boxes
   # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins) and at
   # least 12 bins a side: the largest box still read as small (small 10 px, medium
@@ -159,7 +163,7 @@ def ar_config():
   # fitted to their labels (plan_fit: a large heart is not squeezed into a 12-bin
   # gap, where the drawer made it a semicircle): four objects drawn whole 0.92 ->
   # 1.00 and 0.88 -> 0.96 on two dev seeds ("Boxes that hold what their label names").
-  c.sample = ml_collections.ConfigDict(dict(cfg_scale=12.0, temperature=1.0, top_k=0,
+  c.sample = ml_collections.ConfigDict(dict(cfg_scale=6.0, temperature=1.0, top_k=0,
                                             plan_cfg=2.0, plan_temperature=0.1, plan_gap=2,
                                             plan_min_box=12, plan_fit=True))
   c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
@@ -205,7 +209,7 @@ def renderer_config():
   c.data = ml_collections.ConfigDict(dict(
       seed=1, resolution=64, min_objects=1, max_objects=10, image_tokenizer_dir="",
       tokenizer_dir="", text_vocab_size=512, max_objects_text=4, ar_dir="",
-      description_prob=0.5, layout_bins=64, layout_prob=0.7, cell_align=0))
+      description_prob=0.5, layout_bins=64, layout_prob=0.7, cell_align=8))
   # start=0.5: sample from the half-noised plan (/8 codes: 65.6% round-trip vs 58.0% from
   # noise; /4 codes: 0.84 from the plan alone, 0.84 from 0.5, 0.83 from noise).
   c.sample = ml_collections.ConfigDict(dict(steps=8, method="heun", cfg_scale=1.0, chunks=1,
