@@ -23,13 +23,13 @@ def tokenizer_config():
 
       umm train --config experiments/shapes.py:tokenizer --workdir runs/shapes/tokenizer
 
-  Budget: 2,000 steps of 16 images, 0.77M params; 5.6 minutes on 2 cores inside
-  `./scripts/demo`, which splits the batch over one XLA CPU device per core (7.5-8
-  on one device). 8 x 8 = 64 codes per image, a quarter of the /4
-  grid's, so the transformer's image documents are short; the renderer draws
-  in the /4 latent. Measured (docs/quality.md, 200 held-out scenes of <= 4
-  objects): latent round trip 0.925-0.955, codes (preview) 0.55-0.60. At /4
-  codes (5,000 steps, docs/tokenizer.md) the codes reached 0.966.
+  Budget: 2,000 steps of 16 images, 0.80M params; about 6 minutes on 2 cores inside
+  `./scripts/demo`, which splits the batch over one XLA CPU device per core. 8 x 8 =
+  64 codes per image, each read from its own 8-px cell, so the transformer's image
+  documents are short; the renderer draws in the /4 latent. Measured (docs/quality.md,
+  200 held-out scenes of <= 4 objects laid as the training ones): latent round trip
+  1.00, codes (preview) 0.925. The free codes of free scenes (no cell codes,
+  `data.cell_align=0`) read back 0.925-0.955 and 0.55-0.60.
   """
   import ml_collections  # noqa: PLC0415
 
@@ -150,22 +150,19 @@ def ar_config():
       z_loss=1e-4, modality_weights=dict(text=3.0, image=1.0, special=1.0, layout=3.0)))
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
   # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
-  # CFG on the codes against `BOS BOI` (6 on cell codes: 0.34 against 0.26 at 12 and 0.24 at 3,
+  # CFG on the codes against `BOS BOI` (6 on cell codes: 0.34 on the benchmark's
+  # prompts against 0.26 at 12 and 0.24 at 3; 4-12 within 0.05 on two dev seeds,
   # docs/quality.md), the plan sampled at its own temperature and CFG, its boxes
-  # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins) and at
-  # least 12 bins a side: the largest box still read as small (small 10 px, medium
-  # 15, the line between them at 12.5), so a small object is drawn as large as its
-  # name allows. Four-object scenes drawn whole: 0.74 (any box) -> 0.84 (10 bins)
-  # -> 0.88-0.98 (12 bins, two trainings x two dev seeds; 6 objects 0.2-0.6 ->
-  # 0.4-0.8); 14 bins reads as medium and loses small prompts (docs/quality.md). Plan
+  # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins). Plan
   # temperature 0.1 rather than 0.5, after GRPO: four-object binding 0.83 -> 0.88
-  # over five dev seeds, overall 0.96 -> 0.98 on two ("Plan temperature"). Boxes
-  # fitted to their labels (plan_fit: a large heart is not squeezed into a 12-bin
-  # gap, where the drawer made it a semicircle): four objects drawn whole 0.92 ->
-  # 1.00 and 0.88 -> 0.96 on two dev seeds ("Boxes that hold what their label names").
+  # over five dev seeds ("Plan temperature"). On the lattice (data.cell_align) the
+  # planner writes each box at its object's exact size: the free world's smallest
+  # box (plan_min_box=12) and boxes fitted to their labels (plan_fit) then made a
+  # small diamond medium and a semicircle a circle, 0.99 -> 0.79 on the dev prompts
+  # ("Objects on the code cells").
   c.sample = ml_collections.ConfigDict(dict(cfg_scale=6.0, temperature=1.0, top_k=0,
                                             plan_cfg=2.0, plan_temperature=0.1, plan_gap=2,
-                                            plan_min_box=12, plan_fit=True))
+                                            plan_min_box=1, plan_fit=False))
   c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)

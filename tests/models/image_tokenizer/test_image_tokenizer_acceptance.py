@@ -21,8 +21,9 @@ def test_shapes_tokenizer_preset_reaches_documented_quality(repo_root, tmp_path,
   m = {k.removeprefix("eval/tokenizer/"): v for k, v in final.items()}
   assert m["latent_psnr"] >= 30.0, m
   assert m["code_psnr"] >= 24.0, m
-  assert m["code_usage"] >= 0.60, m
-  # /8 codes: the latent path (what the renderer draws in) keeps 0.925-0.955 of the
-  # objects, the codes' preview 0.55-0.60 (a small shape is a few pixels of a cell).
-  assert m["latent_roundtrip"] >= 0.90, m
-  assert m["code_roundtrip"] >= 0.50, m
+  # Cell codes spend one code on all background: 0.45 of the alphabet in use.
+  assert m["code_usage"] >= 0.35, m
+  # Objects on the code cells (data.cell_align): the latent path (what the renderer
+  # draws in) keeps every object, the codes' preview 0.925 of them.
+  assert m["latent_roundtrip"] >= 0.95, m
+  assert m["code_roundtrip"] >= 0.85, m
