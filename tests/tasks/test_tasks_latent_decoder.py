@@ -80,10 +80,12 @@ def test_pool_holds_the_renderers_samples_of_the_configured_scenes(root):
     latents, images = f["latent"], f["image"]
   config = decoder_config(root)
   d = config.data
-  _, expected_images = render_scenes(d.seed, range(POOL), 64, d.min_objects, d.max_objects)
+  model, ren_config = load_renderer(root / "renderer")
+  # The pool draws the renderer's scenes, laid out as the renderer's world lays them.
+  _, expected_images = render_scenes(d.seed, range(POOL), 64, d.min_objects, d.max_objects,
+                                     ren_config.data.get("cell_align", 0))
   np.testing.assert_array_equal(images, expected_images)
   # Sampled again here, outside the task: same scenes, context, key and sampler.
-  model, ren_config = load_renderer(root / "renderer")
   ren_config.data.image_tokenizer_dir = str(root / "tokenizer_base")
   task = RendererTask(ren_config)
   _, _, batch = scene_batch(task, seed=d.seed, indices=range(POOL), min_objects=d.min_objects,

@@ -17,9 +17,10 @@ from unified_mm.tasks import make_task
 
 SHAPES = str(pathlib.Path(__file__).resolve().parents[3] / "experiments/shapes.py")
 
-# sha256 of the first 3 batches (4 rows each) of the shapes input, recorded with the code
-# of a24c425, before the image stages could read real data: benchmark figures depend
-# on these batches, so they must never change.
+# sha256 of the first 3 batches (4 rows each) of the shapes input with objects at any
+# pixel (data.cell_align=0), recorded with the code of a24c425, before the image stages
+# could read real data: the free world's benchmark figures depend on these batches, so
+# they must never change.
 SHAPES_DIGESTS = {
     ("tokenizer", 0, 1): "bc3a819d669f76a59d310d072c21b88c3183ce81910d62ab36e8f53b2d7ef7ff",
     ("tokenizer", 1, 2): "977d49bccf686405452b232ef7d6fcfcd1d2e8f98440d73b5cd182d310b27f87",
@@ -27,6 +28,16 @@ SHAPES_DIGESTS = {
     ("renderer", 1, 2): "a8fea8cc06a1a61f8d9ffe97d9aba92bc0a6d28b5d964e4ab2eb86b00032aa6f",
     ("renderer_layout", 0, 1): "b0e1d0451f101981890139a14e65bbee814732eaeaeef2d6dd8fc43bdbca9cd3",
     ("renderer_layout", 1, 2): "ff4578a672327e2006fdda4a71fda307f6b350f83664f865e1e2a3ce94e6715f",
+}
+# The same batches with the presets' objects on the code cells, recorded with 7f5447b,
+# whose main job the docs' figures are.
+LATTICE_DIGESTS = {
+    ("tokenizer", 0, 1): "269d862917ac6e1df528e21dbe191e0f39335e5235d45ec05b9f690f386dbbf4",
+    ("tokenizer", 1, 2): "92a2d896c531233d6bbe7614be5522da479dcc992035f9fec5e64a63c4c1c1db",
+    ("renderer", 0, 1): "742bcac95980c7f42883fa4d0c039079d7ce137a2367ec654433c1ffa07e6e6b",
+    ("renderer", 1, 2): "9b9875c828d9ba86b1d680224b813d1f13cfebb9f27f2fda0370d66e09e4f20c",
+    ("renderer_layout", 0, 1): "2768bd94065db517c726dbb75eadb999da9b2495f5a5d630364d5813795f2851",
+    ("renderer_layout", 1, 2): "80df893835720bf78974af66448331eb2b64e42c18a2ed8c9dd1abcca9e86bc9",
 }
 SIZE = 64  # the real-data iterators here; the 256-px stages are in test_real_photos.py
 
@@ -53,11 +64,24 @@ def stand_in_renderer(variant: str = "renderer"):
   return c
 
 
+def shapes_batches(variant: str, process: int, count: int, align: int):
+  c = load_config(SHAPES + ":tokenizer") if variant == "tokenizer" else stand_in_renderer(variant)
+  c.data.cell_align = align
+  return make_task(c).make_data(process, count, 4)
+
+
 @pytest.mark.parametrize("variant,process,count", sorted(SHAPES_DIGESTS))
 def test_shapes_batches_unchanged(variant, process, count):
-  c = load_config(SHAPES + ":tokenizer") if variant == "tokenizer" else stand_in_renderer(variant)
-  it = make_task(c).make_data(process, count, 4)
-  assert digest(it) == SHAPES_DIGESTS[(variant, process, count)]
+  """The free world's batches (`data.cell_align=0`) are those of a24c425."""
+  assert digest(shapes_batches(variant, process, count, 0)) == SHAPES_DIGESTS[
+      (variant, process, count)]
+
+
+@pytest.mark.parametrize("variant,process,count", sorted(LATTICE_DIGESTS))
+def test_lattice_batches_unchanged(variant, process, count):
+  """The presets' batches, objects on the code cells (`data.cell_align=8`, 7f5447b)."""
+  assert digest(shapes_batches(variant, process, count, 8)) == LATTICE_DIGESTS[
+      (variant, process, count)]
 
 
 @pytest.fixture(scope="module")
