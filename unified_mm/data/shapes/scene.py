@@ -112,13 +112,11 @@ def place_one(rng: np.random.Generator, kind: str, colour: str, size: str,
   hi_x, hi_y = resolution - BORDER - w, resolution - BORDER - h
   if hi_x < BORDER or hi_y < BORDER:
     return None
-  if align:
-    xy = BORDER + align * np.stack([rng.integers(0, (hi_x - BORDER) // align + 1, _TRIES),
-                                    rng.integers(0, (hi_y - BORDER) // align + 1, _TRIES)],
-                                   axis=1)  # [C, 2]
-  else:
-    xy = np.stack([rng.integers(BORDER, hi_x + 1, _TRIES),
-                   rng.integers(BORDER, hi_y + 1, _TRIES)], axis=1)  # [C, 2]
+  # Stride 1 is every pixel: integers(0, n) + BORDER draws what integers(BORDER, BORDER + n) does.
+  step = align or 1
+  xy = BORDER + step * np.stack([rng.integers(0, (hi_x - BORDER) // step + 1, _TRIES),
+                                 rng.integers(0, (hi_y - BORDER) // step + 1, _TRIES)],
+                                axis=1)  # [C, 2]
   free = np.flatnonzero(~_collisions(xy, w, h, placed, gap))
   if not len(free):
     return None
