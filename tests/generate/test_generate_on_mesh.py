@@ -52,9 +52,11 @@ def test_generate_on_fsdp4_tensor2_equals_one_device(run_root):
   kw = dict(seed=3, steps=2, cfg_scale=3.0)
   a, b = generate(one, PROMPTS, **kw), generate(placed, PROMPTS, **kw)
   np.testing.assert_array_equal(a.codes, b.codes)
-  # The same images: measured bit-equal (uint8) on this machine, also for the
-  # shapes-preset root of runs/a1 (d256 transformer, d128 renderer).
-  np.testing.assert_array_equal(a.images, b.images)
+  # The same images up to rounding: split over devices, the renderer's and decoder's
+  # sums run in another order, and a value on a uint8 boundary may land one level
+  # off (64c22c1's slow run: 1 of 24,576 values). A wrong sharding moves far more.
+  diff = np.abs(np.asarray(a.images, np.int32) - np.asarray(b.images, np.int32))
+  assert diff.max() <= 1 and np.mean(diff > 0) <= 1e-3, (diff.max(), np.mean(diff > 0))
 
 
 @pytest.mark.slow  # the tiny root above; the benchmark twice
