@@ -385,8 +385,8 @@ def ar_grpo_codes_config():
   rows). It pays on a transformer trained longer than the `ar` preset: on 600
   steps, 40 steps take the plain path from 0.46-0.48 to 0.58-0.61 at code CFG 2.5
   (20: 0.50-0.58; 80 or 120 no better), on 300 steps 120 steps give +0.02-0.05.
-  The main job's route with it (about 31 minutes) is in docs/quality.md, "The
-  plain-path route".
+  The main job with it, and its figures: docs/quality.md, "The plain-path route
+  in the main job".
   """
   c = ar_grpo_config()
   # An answer: BOS, a prompt (<= 25 ids), BOI, 64 codes, EOI; 18 rows of 352 held the 72
