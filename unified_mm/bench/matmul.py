@@ -52,6 +52,10 @@ class MatmulProbe:
     self.run(self.a).block_until_ready()
     return self.flops / (time.perf_counter() - t) / 1e12
 
+  def best(self, repeats: int = 3) -> float:
+    """Best-of-`repeats` TFLOP/s: a shared machine's dip is not its speed."""
+    return max(self.sample() for _ in range(repeats))
+
 
 def _chain(step, x, chain: int):
   for _ in range(chain):
@@ -62,5 +66,4 @@ def _chain(step, x, chain: int):
 def matmul_tflops(n: int = 2048, dtype=jnp.float32, chain: int = 4, repeats: int = 3,
                   devices: Sequence | None = None) -> float:
   """Best-of-`repeats` TFLOP/s (summed over `devices` when given)."""
-  probe = MatmulProbe(n, dtype, chain, devices)
-  return max(probe.sample() for _ in range(repeats))
+  return MatmulProbe(n, dtype, chain, devices).best(repeats)

@@ -353,7 +353,7 @@ def _counts(text: str) -> tuple[int, ...]:
 def run(args) -> int:
   from unified_mm.cli.commands.train import _setup_logging  # noqa: PLC0415
   _setup_logging("INFO")
-  from unified_mm.bench.matmul import matmul_tflops  # noqa: PLC0415
+  from unified_mm.bench.matmul import MatmulProbe  # noqa: PLC0415
   from unified_mm.eval.report import write_report  # noqa: PLC0415
   from unified_mm.eval.shapes_benchmark import run_benchmark  # noqa: PLC0415
   from unified_mm.train.preemption import PREEMPTED_EXIT_CODE, PreemptionFlag  # noqa: PLC0415
@@ -367,7 +367,8 @@ def run(args) -> int:
   command = "umm demo " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
   # From here to the end of training a signal only sets `stop`: the stages save first.
   with PreemptionFlag(on_signal="stopping the job once every stage in training has saved") as stop:
-    probe = matmul_tflops()
+    matmul = MatmulProbe()  # compiled once, sampled again after training
+    probe = matmul.best()
     log.info("matmul probe: %.3f TFLOP/s (XLA f32, 4 chained 2048^2 matmuls)", probe)
     try:
       times, notes = _train_stages(root, args, stop, log)
@@ -380,7 +381,7 @@ def run(args) -> int:
   # A shared machine's matmul throughput dips for seconds at a time (0.10 against 0.19
   # TFLOP/s, best of 3, minutes apart on one machine): a second probe after training,
   # and the larger of the two is the machine's (the conservative normalisation).
-  probes = (probe, matmul_tflops())
+  probes = (probe, matmul.best())
   probe = max(probes)
   notes.append("Matmul probe at the job's start and after training: "
                + " and ".join(f"{p:.3f}" for p in probes)
