@@ -95,12 +95,13 @@ def ar_config():
       umm train --config experiments/shapes.py:ar --workdir runs/shapes/ar \
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
-  Budget: 300 steps of 16 x 320 tokens, d256 x 4 layers (4.0M params); about
-  15 minutes on 2 cores beside the renderer inside `./scripts/demo`. What
-  300 steps teach well is the plan (docs/quality.md); the image codes and
-  captions need far longer (2,700 steps of /4 codes: caption match 0.94,
-  docs/ar.md; `umm demo --config.ar.train.steps=2000`: captions 0.46, the
-  plain path 0.33, the planned path 0.85, in about an hour).
+  Budget: 600 steps of 16 x 320 tokens, d256 x 4 layers (4.0M params); about
+  14 minutes alone on 2 cores, about 18 beside the renderer inside
+  `./scripts/demo`. 300 steps teach the plan (docs/quality.md, "The planner");
+  the plain path's image codes need more (at its CFG 0.34 at 300 steps, 0.47 at
+  600, 0.55 at 900: "The plain path on cell codes"), and the main job's 30
+  minutes hold about 600; captions need far longer (2,700 steps of /4 codes:
+  caption match 0.94, docs/ar.md).
   """
   import ml_collections  # noqa: PLC0415
 
@@ -150,9 +151,10 @@ def ar_config():
       z_loss=1e-4, modality_weights=dict(text=3.0, image=1.0, special=1.0, layout=3.0)))
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
   # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
-  # CFG on the codes against `BOS BOI` (6 on cell codes: 0.34 on the benchmark's
-  # prompts against 0.26 at 12 and 0.24 at 3; 4-12 within 0.05 on two dev seeds,
-  # docs/quality.md), the plan sampled at its own temperature and CFG, its boxes
+  # CFG on the codes against `BOS BOI`, fitted to the steps: 2.5 after 600 steps and GRPO
+  # on the codes (the plain path 0.58-0.61 on three seeds, 0.56-0.58 at 2; before GRPO
+  # CFG 2-3 read 0.46-0.51 and 6 0.40), where 300 steps wanted 6 (docs/quality.md,
+  # "The plain path on cell codes"), the plan sampled at its own temperature and CFG, its boxes
   # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins). Plan
   # temperature 0.1 rather than 0.5, after GRPO: four-object binding 0.83 -> 0.88
   # over five dev seeds ("Plan temperature"). On the lattice (data.cell_align) the
@@ -160,10 +162,10 @@ def ar_config():
   # box (plan_min_box=12) and boxes fitted to their labels (plan_fit) then made a
   # small diamond medium and a semicircle a circle, 0.99 -> 0.79 on the dev prompts
   # ("Objects on the code cells").
-  c.sample = ml_collections.ConfigDict(dict(cfg_scale=6.0, temperature=1.0, top_k=0,
+  c.sample = ml_collections.ConfigDict(dict(cfg_scale=2.5, temperature=1.0, top_k=0,
                                             plan_cfg=2.0, plan_temperature=0.1, plan_gap=2,
                                             plan_min_box=1, plan_fit=False))
-  c.train.update(steps=300, batch_size=16, log_every_steps=25, eval_every_steps=300,
+  c.train.update(steps=600, batch_size=16, log_every_steps=25, eval_every_steps=600,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)
   c.ckpt.update(save_every_steps=300)
@@ -247,8 +249,9 @@ def renderer_layout_config():
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
   Every training row carries its plan (a planned prompt always has one).
-  Budget: 600 steps of 32 scenes, beside the transformer in `./scripts/demo`.
-  Measured (docs/quality.md, TRUE plans of 100 held-out scenes): see "The drawer".
+  Budget: 400 steps of 32 scenes, about 5 minutes alone on 2 cores, beside the
+  transformer in `./scripts/demo`. Measured (docs/quality.md, TRUE plans of 100
+  held-out scenes): see "The drawer".
   """
   c = renderer_config()
   # The plan latent does most of the drawing (start 0.0, the plan alone, reads back
@@ -262,6 +265,11 @@ def renderer_layout_config():
   # those of 8 Heun steps (15 evaluations) on the dev prompts, at 2 evaluations, and
   # GRPO draws every sampled plan with them (docs/quality.md, "Renderer steps").
   c.sample.update(steps=2, method="euler")
+  # On the lattice 400 steps draw true plans as well as 600 (round trip 1.00 on 100
+  # held-out scenes, 0.79 at 300), and the planned path reads the same (0.98-1.00 on
+  # two dev seeds): the 2.3 minutes go to the transformer (docs/quality.md, "The main job").
+  c.train.update(steps=400)
+  c.ckpt.update(save_every_steps=200)
   return c
 
 
@@ -374,24 +382,27 @@ def ar_grpo_config():
 
 
 def ar_grpo_codes_config():
-  """GRPO on the plain path's image codes (the answer after `BOS prompt`, drawn by
-  the tokenizer's preview decoder and scored) instead of the plans: `ar_grpo`
-  with `rl.answer=codes`.
+  """The main job's post-training: GRPO on the plain path's image codes (the answer
+  after `BOS prompt`, drawn by the tokenizer's preview decoder and scored), not on
+  the plans: `ar_grpo` with `rl.answer=codes`.
 
-      umm train --config experiments/shapes.py:ar_grpo_codes --workdir runs/shapes/ar_codes \
+      umm train --config experiments/shapes.py:ar_grpo_codes --workdir runs/shapes/ar_rl \
           --config.ckpt.init_from=runs/shapes/ar
 
-  Budget: 40 steps, about 3.5 minutes on 2 cores (72 answers a step, packed in 18
-  rows). It pays on a transformer trained longer than the `ar` preset: on 600
-  steps, 40 steps take the plain path from 0.46-0.48 to 0.58-0.61 at code CFG 2.5
-  (20: 0.50-0.58; 80 or 120 no better), on 300 steps 120 steps give +0.02-0.05.
-  The main job with it, and its figures: docs/quality.md, "The plain-path route
-  in the main job".
+  Budget: 40 steps, about 3 minutes on 2 cores (72 answers a step, packed in 18
+  rows). On the 600-step transformer 40 steps take the plain path from 0.46-0.48
+  to 0.56-0.61 at code CFG 2.5 (20: 0.50-0.58), and 80 or 120 are no better; its
+  planned path needs no GRPO on plans there (0.98-1.00, four objects 0.84-0.98;
+  docs/quality.md, "The plain-path route in the main job").
   """
   c = ar_grpo_config()
   # An answer: BOS, a prompt (<= 25 ids), BOI, 64 codes, EOI; 18 rows of 352 held the 72
   # of each of 400 steps (the longest 92 positions, 75 on average: 85% of the rows).
   c.rl.update(answer="codes", seq_len=352, pack_rows=18, eval_prompts=0)
+  # No KL term, so no reference pass (1 s of a 5-s step): over 40 steps at lr 1e-4 it
+  # held nothing back, the plain path 0.596 against 0.584 at 0.04 over four dev seeds
+  # (docs/quality.md, "The plain-path route in the main job").
+  c.rl.kl_coef = 0.0
   c.train.update(steps=40, eval_every_steps=0)
   c.ckpt.update(save_every_steps=20)
   return c

@@ -4,7 +4,8 @@ import pathlib
 
 import pytest
 
-from unified_mm.cli.commands.demo import BASELINE, STAGES, _stage_config, check_override_stages
+from unified_mm.cli.commands.demo import (BASELINE, GRPO, STAGES, _stage_config,
+                                          check_override_stages)
 from unified_mm.cli.main import main
 from unified_mm.config.loading import ConfigError, load_config
 
@@ -26,14 +27,15 @@ def test_stages_link_to_the_workdirs_before_them_and_scale_their_steps(tmp_path)
   assert configs["ar"].train.batch_size == 4 and configs[renderer].train.batch_size != 4
   full = load_config(SHAPES + ":tokenizer").train.steps
   assert configs["tokenizer"].train.steps == max(10, int(full * 0.1))
-  # GRPO starts from (and is held near) the transformer, drawing with the renderer
-  # of the same root; it comes after both.
-  assert configs["ar_grpo"].ckpt.init_from == str(root / workdirs["ar"])
-  assert order.index("ar_grpo") > max(order.index("ar"), order.index(renderer))
+  # GRPO starts from (and is held near) the transformer, drawing the codes it samples
+  # with the tokenizer of the same root; it comes after the transformer and the renderer.
+  assert configs[GRPO].ckpt.init_from == str(root / workdirs["ar"])
+  assert configs[GRPO].rl.answer == "codes" and configs[GRPO].rl.render
+  assert order.index(GRPO) > max(order.index("ar"), order.index(renderer))
   # Evaluators run once, at each stage's end (GRPO's none: the benchmark follows);
   # checkpoints twice.
   for stage, c in configs.items():
-    assert c.train.eval_every_steps == (0 if stage == "ar_grpo" else c.train.steps)
+    assert c.train.eval_every_steps == (0 if stage == GRPO else c.train.steps)
     assert c.ckpt.save_every_steps == max(c.train.steps // 2, 1)
 
 
@@ -47,8 +49,8 @@ def test_a_stage_override_error_names_the_key_as_typed(tmp_path):
   with pytest.raises(ConfigError, match=r"--config\.ar\.model\.d_modle: .*did you mean 'd_model'"):
     _stage_config("ar", pathlib.Path(tmp_path), 0.1, ["--config.ar.model.d_modle=384"])
   # GRPO takes its model from the ar run; the message says where to set it.
-  with pytest.raises(ConfigError, match=r"--config\.ar_grpo\.model.*--config\.ar\.model"):
-    _stage_config("ar_grpo", pathlib.Path(tmp_path), 0.1, ["--config.ar_grpo.model.d_model=384"])
+  with pytest.raises(ConfigError, match=rf"--config\.{GRPO}\.model.*--config\.ar\.model"):
+    _stage_config(GRPO, pathlib.Path(tmp_path), 0.1, [f"--config.{GRPO}.model.d_model=384"])
 
 
 def test_an_override_naming_no_stage_fails_before_anything_runs(tmp_path, capsys):

@@ -26,4 +26,4 @@ def test_a_missing_post_trained_stage_names_its_command(tmp_path):
     _step(tmp_path / stage, "10")
   problem = missing_stage(tmp_path, ("tokenizer", POST_TRAINED))
   assert f"no {POST_TRAINED}/ stage" in problem
-  assert "experiments/shapes.py:ar_grpo" in problem
+  assert "experiments/shapes.py:ar_grpo_codes" in problem

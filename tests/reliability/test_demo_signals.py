@@ -193,8 +193,8 @@ TINY = [
     "--config.renderer_layout.eval.num_scenes=0", "--config.renderer_layout.sample.steps=2",
     "--config.renderer_layout.train.batch_size=8", "--config.renderer_layout.train.steps=4",
     "--config.renderer_layout.train.progress=false",
-    "--config.ar_grpo.train.steps=2", "--config.ar_grpo.rl.group_size=2",
-    "--config.ar_grpo.train.batch_size=18", "--config.ar_grpo.train.progress=false",
+    "--config.ar_grpo_codes.train.steps=2", "--config.ar_grpo_codes.rl.group_size=2",
+    "--config.ar_grpo_codes.train.batch_size=18", "--config.ar_grpo_codes.train.progress=false",
 ]
 
 

@@ -200,6 +200,24 @@ def test_packed_rows_give_the_unpacked_loss_and_gradient(policy):
                                err_msg=k)
 
 
+def test_without_a_kl_term_the_reference_is_not_run(policy, monkeypatch):
+  """rl.kl_coef = 0: the rollout runs no reference forward pass and the loss is the
+  one a reference equal to the policy gives (KL 0)."""
+  task, model_def, params = policy
+  monkeypatch.setattr(task, "kl_coef", 0.0)
+  monkeypatch.setattr(task, "reference", lambda *a: pytest.fail("the reference was run"))
+  rows = task.rollout(model_def, params, next(task.make_data(0, 1, 16)), step=0)
+  assert not rows["ref_logp"].any()
+  batch = {k: jnp.asarray(v) for k, v in rows.items()}
+  loss, metrics = task.loss(model_def.module(params), batch, None)
+  logp = task._logprobs(model_def.module(params), rows["tokens"], rows["positions"],
+                        rows["segment_ids"], rows["targets"])
+  monkeypatch.setattr(task, "kl_coef", 0.04)
+  with_ref, _ = task.loss(model_def.module(params), batch | {"ref_logp": logp}, None)
+  assert float(metrics["kl"]) == 0.0
+  np.testing.assert_allclose(float(loss), float(with_ref), rtol=1e-5, atol=1e-7)
+
+
 def test_code_answers_train_on_the_codes_after_the_prompt(policy):
   """A code answer is the plain document's image span: the loss covers its codes and
   EOI, after `BOS prompt BOI`, as the plain caption -> image document holds them."""

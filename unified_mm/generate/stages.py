@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 # The experiments/shapes.py variant that trains each stage directory (as `umm demo` does).
 STAGE_VARIANTS = {"tokenizer": "tokenizer", "ar": "ar", "renderer": "renderer_layout",
-                  "renderer_text_only": "renderer_text_only", "ar_rl": "ar_grpo"}
-POST_TRAINED = "ar_rl"  # the GRPO stage's workdir (experiments/shapes.py:ar_grpo)
+                  "renderer_text_only": "renderer_text_only", "ar_rl": "ar_grpo_codes"}
+POST_TRAINED = "ar_rl"  # the GRPO stage's workdir (experiments/shapes.py:ar_grpo_codes)
 
 
 class MissingStageError(FileNotFoundError):

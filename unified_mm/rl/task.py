@@ -12,7 +12,8 @@ killed and resumed run trains on exactly the rows a straight one does.
 
 The reference is the checkpoint the run starts from (`ckpt.init_from`, the
 pre-trained `ar` workdir); its model and data config are taken from there, so
-`--config.ckpt.init_from=ROOT/ar` is all a run needs.
+`--config.ckpt.init_from=ROOT/ar` is all a run needs. With `rl.kl_coef = 0` the
+loss has no KL term, and the reference is neither restored nor run.
 """
 
 from __future__ import annotations
@@ -222,9 +223,12 @@ class GRPOTask(TransformerTask):
     mine = slice(self.process_index * per_host, (self.process_index + 1) * per_host)
     out = self._rows(docs, scores["advantage"], per_host, step)
     out["modality"] = self.vocab.modality(out["targets"])
-    with clock("logp"):  # the policy's own log-probs come with the update's forward pass
-      args = (out["tokens"], out["positions"], out["segment_ids"], out["targets"])
-      out["ref_logp"] = np.asarray(self._logprobs(self.reference(model_def, params), *args))
+    if self.kl_coef:
+      with clock("logp"):  # the policy's own log-probs come with the update's forward pass
+        args = (out["tokens"], out["positions"], out["segment_ids"], out["targets"])
+        out["ref_logp"] = np.asarray(self._logprobs(self.reference(model_def, params), *args))
+    else:  # no KL term: no reference to restore or run (the loss reads the policy's own)
+      out["ref_logp"] = np.zeros(out["targets"].shape, np.float32)
     return out | {k: v[mine] for k, v in scores.items()}
 
   def _rows(self, docs, advantages, per_host: int, step: int) -> dict[str, np.ndarray]:
@@ -271,7 +275,8 @@ class GRPOTask(TransformerTask):
     # old = logp held constant (ratio 1, gradient A * grad logp), without a second
     # forward pass in the rollout. Reusing rollouts would pass old log-probs here.
     old = jax.lax.stop_gradient(logp)
-    loss, metrics = grpo_loss(logp, old, batch["ref_logp"], batch["token_advantage"],
+    ref = batch["ref_logp"] if self.kl_coef else old  # kl_coef 0: no reference was run
+    loss, metrics = grpo_loss(logp, old, ref, batch["token_advantage"],
                               batch["token_weight"], clip_eps=self.clip_eps, kl_coef=self.kl_coef)
     tokens = jnp.maximum(mask.sum(), 1.0)
     metrics["entropy"] = (token_entropy(logits) * mask).sum() / tokens

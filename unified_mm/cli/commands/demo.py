@@ -5,8 +5,9 @@ ROOT/tokenizer (the image tokenizer; on a host without accelerators its
 process gets one XLA CPU device per core and splits the batch over them),
 then ROOT/ar (the unified transformer, on the tokenizer's codes) and ROOT/renderer (the latent diffusion renderer, on
 its latents; the `renderer_layout` variant, which draws from the plan the
-transformer writes) side by side, then ROOT/ar_rl (the transformer's plans
-post-trained with GRPO against the drawn and analyzed image, docs/rl.md).
+transformer writes) side by side, then ROOT/ar_rl (the transformer's plain-path
+image codes post-trained with GRPO against the drawn and analyzed image,
+experiments/shapes.py:ar_grpo_codes, docs/rl.md).
 Then it runs the benchmark on every path with the post-trained transformer
 (planned through the renderer, planned and plain through the preview decoder
 of the codes; eval/shapes_benchmark.py) with captioning and editing, and
@@ -50,9 +51,10 @@ HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then ben
 
 # (variant of experiments/shapes.py, workdir under ROOT), in training order. The
 # transformer and the renderer read only the tokenizer: they train side by side.
-# GRPO samples the transformer's plans and draws them with the renderer: it needs both.
+# GRPO (on the transformer's codes, drawn by the tokenizer's preview) comes after both.
+GRPO = "ar_grpo_codes"
 STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer_layout", "renderer"),
-          ("ar_grpo", "ar_rl"))
+          (GRPO, "ar_rl"))
 SIDE_BY_SIDE = ("ar", "renderer_layout")
 # XLA:CPU runs one device's convolutions on a thread pool that two cores fill only
 # 1.4x (the tokenizer's step: 281 ms on one core, 202 ms on two). Split into one
@@ -90,9 +92,9 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
   steps = steps or max(10, int(config.train.steps * scale))
   linked = [] if stage == "tokenizer" else [f"data.image_tokenizer_dir={root / 'tokenizer'}"]
   # Checkpoints twice per stage (resume); the stage's evaluators once, at its end,
-  # except GRPO's: its evaluator is the benchmark's planned path, which follows.
-  evals = 0 if stage == "ar_grpo" else steps
-  if stage == "ar_grpo":
+  # except GRPO's: its evaluator is the benchmark, which follows.
+  evals = 0 if stage == GRPO else steps
+  if stage == GRPO:
     linked.append(f"ckpt.init_from={root / 'ar'}")  # its start and its KL reference
   config = apply_overrides(config, [f"train.steps={steps}",
                                     f"ckpt.save_every_steps={max(steps // 2, 1)}",
@@ -100,7 +102,7 @@ def _stage_config(stage: str, root: pathlib.Path, scale: float, overrides: list[
   try:
     return apply_overrides(config, _stage_overrides(stage, overrides), flag=f"--config.{stage}.")
   except ConfigError as e:
-    if stage == "ar_grpo" and str(e).startswith("--config.ar_grpo.model"):
+    if stage == GRPO and str(e).startswith(f"--config.{GRPO}.model"):
       raise ConfigError(f"{e}; GRPO's model is its ar run's: set it with "
                         "--config.ar.model.<key>") from None
     raise
