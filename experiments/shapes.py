@@ -152,9 +152,10 @@ def ar_config():
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
   # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
   # CFG on the codes against `BOS BOI`, fitted to the steps: 2.5 after 600 steps and GRPO
-  # on the codes (the plain path 0.58-0.61 on three seeds, 0.56-0.58 at 2; before GRPO
-  # CFG 2-3 read 0.46-0.51 and 6 0.40), where 300 steps wanted 6 (docs/quality.md,
-  # "The plain path on cell codes"), the plan sampled at its own temperature and CFG, its boxes
+  # on the codes (the plain path 0.57-0.61 over seeds; CFG 2 or 3, temperature 0.6-0.8 and
+  # top-k 8 no better; before GRPO CFG 2-3 read 0.46-0.51 and 6 0.40), where 300 steps
+  # wanted 6 (docs/quality.md, "The plain path on cell codes" and "The plain-path route
+  # in the main job"), the plan sampled at its own temperature and CFG, its boxes
   # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins). Plan
   # temperature 0.1 rather than 0.5, after GRPO: four-object binding 0.83 -> 0.88
   # over five dev seeds ("Plan temperature"). On the lattice (data.cell_align) the
