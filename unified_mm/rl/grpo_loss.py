@@ -47,7 +47,8 @@ def token_entropy(logits: jax.Array) -> jax.Array:
 
 
 def grpo_loss(logp, old_logp, ref_logp, advantages, weights, *, clip_eps: float, kl_coef: float):
-  """Scalar loss and {kl, clip_fraction, ratio}; every input [rows, L] per token.
+  """Scalar loss and {kl, clip_fraction, ratio}; every input [rows, L] per token
+  (`ref_logp` unread when `kl_coef` is 0).
 
   `advantages` holds each token's answer's advantage and `weights` 1 / (answers x
   that answer's tokens) on answer tokens, 0 elsewhere (rollout.answer_rows), so the
@@ -56,8 +57,11 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, weights, *, clip_eps: float,
   ratio = jnp.exp(logp - old_logp)
   surrogate = jnp.minimum(ratio * advantages,
                           jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
-  delta = ref_logp - logp
-  kl = jnp.exp(delta) - delta - 1
+  if kl_coef:
+    delta = ref_logp - logp
+    kl = jnp.exp(delta) - delta - 1
+  else:  # no KL term: `ref_logp` is not read (the stage then runs no reference)
+    kl = jnp.zeros_like(logp)
   per_token = -(surrogate - kl_coef * kl)
   loss = jnp.sum(per_token * weights)
   total = jnp.maximum(mask.sum(), 1.0)

@@ -227,7 +227,7 @@ class GRPOTask(TransformerTask):
       with clock("logp"):  # the policy's own log-probs come with the update's forward pass
         args = (out["tokens"], out["positions"], out["segment_ids"], out["targets"])
         out["ref_logp"] = np.asarray(self._logprobs(self.reference(model_def, params), *args))
-    else:  # no KL term: no reference to restore or run (the loss reads the policy's own)
+    else:  # no KL term: no reference to restore or run (the loss does not read these)
       out["ref_logp"] = np.zeros(out["targets"].shape, np.float32)
     return out | {k: v[mine] for k, v in scores.items()}
 
@@ -275,8 +275,7 @@ class GRPOTask(TransformerTask):
     # old = logp held constant (ratio 1, gradient A * grad logp), without a second
     # forward pass in the rollout. Reusing rollouts would pass old log-probs here.
     old = jax.lax.stop_gradient(logp)
-    ref = batch["ref_logp"] if self.kl_coef else old  # kl_coef 0: no reference was run
-    loss, metrics = grpo_loss(logp, old, ref, batch["token_advantage"],
+    loss, metrics = grpo_loss(logp, old, batch["ref_logp"], batch["token_advantage"],
                               batch["token_weight"], clip_eps=self.clip_eps, kl_coef=self.kl_coef)
     tokens = jnp.maximum(mask.sum(), 1.0)
     metrics["entropy"] = (token_entropy(logits) * mask).sum() / tokens

@@ -47,14 +47,17 @@ import shlex
 import sys
 import time
 
+from unified_mm.generate.stages import POST_TRAINED, STAGE_VARIANTS
+
 HELP = "Train tokenizer -> transformer -> renderer on the shapes world, then benchmark and report."
 
-# (variant of experiments/shapes.py, workdir under ROOT), in training order. The
-# transformer and the renderer read only the tokenizer: they train side by side.
-# GRPO (on the transformer's codes, drawn by the tokenizer's preview) comes after both.
-GRPO = "ar_grpo_codes"
-STAGES = (("tokenizer", "tokenizer"), ("ar", "ar"), ("renderer_layout", "renderer"),
-          (GRPO, "ar_rl"))
+# (variant of experiments/shapes.py, workdir under ROOT), in training order, from the
+# one table of which variant trains which workdir. The transformer and the renderer
+# read only the tokenizer: they train side by side. GRPO (on the transformer's codes,
+# drawn by the tokenizer's preview) comes after both.
+STAGES = tuple((STAGE_VARIANTS[workdir], workdir)
+               for workdir in ("tokenizer", "ar", "renderer", POST_TRAINED))
+GRPO = STAGE_VARIANTS[POST_TRAINED]
 SIDE_BY_SIDE = ("ar", "renderer_layout")
 # XLA:CPU runs one device's convolutions on a thread pool that two cores fill only
 # 1.4x (the tokenizer's step: 281 ms on one core, 202 ms on two). Split into one
