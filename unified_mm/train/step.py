@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from unified_mm.parallel.sharding import constrain
+from unified_mm.train.compile_options import train_step_options
 from unified_mm.train.optim import ema_update
 from unified_mm.train.state import ModelDef, TrainState
 
@@ -69,4 +70,5 @@ def make_train_step(task, model_def: ModelDef, tx: optax.GradientTransformation,
 
 def jit_train_step(train_step, state_shardings: TrainState, batch_shardings):
   return jax.jit(train_step, in_shardings=(state_shardings, batch_shardings),
-                 out_shardings=(state_shardings, None), donate_argnums=0)
+                 out_shardings=(state_shardings, None), donate_argnums=0,
+                 compiler_options=train_step_options(state_shardings))

@@ -40,40 +40,42 @@ def attention_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
 # keys up to its own end: causality makes the skipped keys masked anyway, and
 # on CPU the softmax (not the matmuls) dominates attention time, so a 512-long
 # row does ~56% of the score work (measured: attention fwd+bwd 2x faster).
+# Chunks of 32 did less score work but no better in the shapes transformer's
+# step (docs/bench_train.md).
 QUERY_CHUNK = 64
 
 
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-  """q [B,N,T,H], k/v [B,N,S,H], mask [B,T,S] -> [B,N,T,H]; softmax in f32."""
-  logits = jnp.einsum("BNTH,BNSH->BNTS", q, k).astype(jnp.float32)
-  logits = jnp.where(mask[:, None, :, :], logits, jnp.finfo(jnp.float32).min)
+  """q [B,K,G,T,H], k/v [B,K,S,H], mask [B,T,S] -> [B,K,G,T,H]; softmax in f32."""
+  logits = jnp.einsum("BKGTH,BKSH->BKGTS", q, k).astype(jnp.float32)
+  logits = jnp.where(mask[:, None, None], logits, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-  return jnp.einsum("BNTS,BNSH->BNTH", probs, v)
+  return jnp.einsum("BKGTS,BKSH->BKGTH", probs, v)
 
 
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, *,
                           causal_chunks: bool = False) -> jax.Array:
   """q [B,T,N,H], k/v [B,S,K,H], mask [B,T,S] -> [B,T,N,H].
 
-  GQA repeats each kv head for its G = N/K query heads, and heads move ahead
-  of time ([B,N,T,H]): on XLA:CPU both beat a grouped 5-D einsum (~2x).
-  With `causal_chunks` (self-attention over a row, T == S, causal mask) query
-  chunk i only reads keys [0, end_i).
+  Query head n reads kv head n // G (G = N/K): the query heads are grouped
+  under their kv head ([B,K,G,T,H]) rather than the kv heads repeated G
+  times, which spares the copies and their backward sums (the shapes
+  transformer's step 7% faster on XLA:CPU, docs/bench_train.md). With `causal_chunks` (self-attention
+  over a row, T == S, causal mask) query chunk i only reads keys [0, end_i).
   """
   b, t, n, h = q.shape
-  groups = n // k.shape[2]
-  if groups > 1:
-    k, v = jnp.repeat(k, groups, axis=2), jnp.repeat(v, groups, axis=2)
+  kv_heads = k.shape[2]
   q = q * jnp.asarray(h ** -0.5, q.dtype)
-  q, k, v = (jnp.transpose(a, (0, 2, 1, 3)) for a in (q, k, v))  # [B, N, T|S, H]
+  q = jnp.transpose(q.reshape(b, t, kv_heads, n // kv_heads, h), (0, 2, 3, 1, 4))  # [B,K,G,T,H]
+  k, v = (jnp.transpose(a, (0, 2, 1, 3)) for a in (k, v))  # [B, K, S, H]
   if not causal_chunks or t <= QUERY_CHUNK or t % QUERY_CHUNK:
     out = _attend(q, k, v, mask)
   else:
     out = jnp.concatenate([
-        _attend(q[:, :, s:s + QUERY_CHUNK], k[:, :, :s + QUERY_CHUNK], v[:, :, :s + QUERY_CHUNK],
-                mask[:, s:s + QUERY_CHUNK, :s + QUERY_CHUNK])
-        for s in range(0, t, QUERY_CHUNK)], axis=2)
-  return jnp.transpose(out, (0, 2, 1, 3))  # [B, T, N, H]
+        _attend(q[:, :, :, s:s + QUERY_CHUNK], k[:, :, :s + QUERY_CHUNK],
+                v[:, :, :s + QUERY_CHUNK], mask[:, s:s + QUERY_CHUNK, :s + QUERY_CHUNK])
+        for s in range(0, t, QUERY_CHUNK)], axis=3)
+  return jnp.transpose(out, (0, 3, 1, 2, 4)).reshape(b, t, n, h)  # [B, T, N, H]
 
 
 def cached_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
