@@ -30,3 +30,15 @@ def test_bench_train_mfu_on_8_devices_is_against_8_devices():
   assert 0 < result["mfu"] <= 1
   assert result["mfu"] == pytest.approx(
       result["model_tflops_per_s"] / result["matmul_peak_tflops_per_s"], rel=0.05)  # rounded figures
+
+
+def test_bench_train_against_xla_defaults_times_both_compiles():
+  config = load_config("experiments/lm.py:tiny", [
+      "--config.model.num_layers=1", "--config.train.batch_size=8"])
+  lines = []
+  result = bench_train(config, steps=2, warmup=0, probe_size=128, against_xla_defaults=True,
+                       log=lines.append)
+  assert result["xla_defaults_step_ms"] > 0
+  assert result["step_ratio_vs_xla_defaults"] == pytest.approx(
+      result["step_ms"] / result["xla_defaults_step_ms"], rel=0.01)
+  assert sum("XLA defaults" in line for line in lines) == 2

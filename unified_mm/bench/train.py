@@ -10,6 +10,11 @@ of all is reported too. It runs on every device of the step's mesh (one
 matmul chain per device, summed), so MFU on N devices is against N devices'
 peak and cannot exceed 1 by counting. Model FLOPs come from the task
 (`task.flops_per_step`: exact matmul + attention count, fwd + bwd).
+
+`against_xla_defaults` also compiles the step with XLA's default options (not
+train/compile_options.py's) and times the two compiles step for step,
+alternating in one process, so both see the same moments of a shared host:
+separate runs of one step differ by more than the options do.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def _put(batch, shardings):
 
 
 def bench_train(config, *, steps: int = 4, warmup: int = 1, probe_size: int = 2048,
-                log=print) -> dict:
+                against_xla_defaults: bool = False, log=print) -> dict:
   """Compiles and runs `warmup + steps` train steps; returns the figures.
 
   `probe_size`: n of the reference's n x n matmuls (smaller only in tests).
@@ -46,25 +51,38 @@ def bench_train(config, *, steps: int = 4, warmup: int = 1, probe_size: int = 20
 
   plan = plan_state(task, config, mesh, rules)
   with activate(mesh, rules):
-    state = jax.jit(plan.init_fn, out_shardings=plan.shardings)()
-    step_fn = jit_train_step(
-        make_train_step(task, plan.model_def, plan.tx, plan.schedule, seed=config.seed,
-                        grad_accum_steps=config.train.grad_accum_steps),
-        plan.shardings, shardings)
+    init = jax.jit(plan.init_fn, out_shardings=plan.shardings)
+    state = init()
+    train_step = make_train_step(task, plan.model_def, plan.tx, plan.schedule, seed=config.seed,
+                                 grad_accum_steps=config.train.grad_accum_steps)
     t = time.perf_counter()
-    compiled = step_fn.lower(state, batches[0]).compile()
+    compiled = jit_train_step(train_step, plan.shardings, shardings).lower(
+        state, batches[0]).compile()
     log(f"compiled the train step in {time.perf_counter() - t:.1f}s on mesh {mesh_shape(mesh)}")
+    if against_xla_defaults:  # its own state: each compile donates the one it is given
+      default_state = init()
+      default_step = jit_train_step(train_step, plan.shardings, shardings,
+                                    xla_defaults=True).lower(default_state, batches[0]).compile()
     probe = MatmulProbe(probe_size, devices=list(mesh.devices.flat))
-    times, peaks = [], []
+    times, peaks, default_times = [], [], []
     for i, batch in enumerate(batches):
       t = time.perf_counter()
       state, metrics = compiled(state, batch)
       loss = float(metrics["loss"])  # blocks on the step
+      if against_xla_defaults:
+        t_default = time.perf_counter()
+        default_state, default_metrics = default_step(default_state, batch)
+        float(default_metrics["loss"])
       if i >= warmup:
-        times.append(time.perf_counter() - t)
+        if against_xla_defaults:
+          default_times.append(time.perf_counter() - t_default)
+          times.append(t_default - t)
+        else:
+          times.append(time.perf_counter() - t)
         peaks.extend(probe.sample() for _ in range(3))  # the same moment's matmul speed
         log(f"step {i - warmup}: {times[-1] * 1e3:.0f} ms  loss {loss:.3f}  "
-            f"matmul {max(peaks[-3:]) * 1e3:.1f} GFLOP/s")
+            f"matmul {max(peaks[-3:]) * 1e3:.1f} GFLOP/s" + (
+                f"  (XLA defaults {default_times[-1] * 1e3:.0f} ms)" if default_times else ""))
 
   step_s = statistics.median(times)
   tokens = task.tokens_in(batches[0])
@@ -84,6 +102,10 @@ def bench_train(config, *, steps: int = 4, warmup: int = 1, probe_size: int = 20
       "matmul_best_tflops_per_s": round(max(peaks), 4),
       "mfu": None,
   }
+  if default_times:
+    default_s = statistics.median(default_times)
+    result["xla_defaults_step_ms"] = round(default_s * 1e3, 1)
+    result["step_ratio_vs_xla_defaults"] = round(step_s / default_s, 3)
   if hasattr(task, "flops_per_step"):
     flops = task.flops_per_step(batch_size)
     result["model_tflops_per_step"] = round(flops / 1e12, 4)

@@ -68,7 +68,11 @@ def make_train_step(task, model_def: ModelDef, tx: optax.GradientTransformation,
   return train_step
 
 
-def jit_train_step(train_step, state_shardings: TrainState, batch_shardings):
+def jit_train_step(train_step, state_shardings: TrainState, batch_shardings, *,
+                   xla_defaults: bool = False):
+  """The jitted step (state donated). `xla_defaults`: without the platform's
+  options of train/compile_options.py (`umm bench train --against-xla-defaults`)."""
+  options = None if xla_defaults else train_step_options(state_shardings)
   return jax.jit(train_step, in_shardings=(state_shardings, batch_shardings),
                  out_shardings=(state_shardings, None), donate_argnums=0,
-                 compiler_options=train_step_options(state_shardings))
+                 compiler_options=options)

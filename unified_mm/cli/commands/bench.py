@@ -1,6 +1,7 @@
 """`umm bench {train,decode} --config ...`: the speed figures in docs/.
 
     umm bench train  --config experiments/lm.py:ref       # train-step throughput and MFU
+    umm bench train  --config experiments/shapes.py:ar --against-xla-defaults
     umm bench decode --config experiments/shapes.py:ar    # KV-cache vs recompute, one 256-code image
 
 The last line printed is one JSON object for scripts: for `train`
@@ -21,6 +22,9 @@ def add_arguments(parser) -> None:
   parser.add_argument("--config", required=True, help="experiments/<file>.py[:<arg>]")
   parser.add_argument("--steps", type=int, default=4, help="train: timed steps (median is reported)")
   parser.add_argument("--warmup", type=int, default=1, help="train: untimed steps after compiling")
+  parser.add_argument("--against-xla-defaults", action="store_true",
+                      help="train: also time the step compiled with XLA's default options, "
+                           "alternating with it step for step (train/compile_options.py)")
   parser.add_argument("--image-tokens", type=int, default=256, help="decode: tokens generated")
   parser.add_argument("--prompt-len", type=int, default=32, help="decode: prompt tokens")
   parser.add_argument("--batch-size", type=int, default=8, help="decode: rows decoded at once")
@@ -44,7 +48,8 @@ def run(args) -> int:
   else:
     from unified_mm.bench.train import bench_train
     validate(config, jax.device_count())
-    result = bench_train(config, steps=args.steps, warmup=args.warmup)
+    result = bench_train(config, steps=args.steps, warmup=args.warmup,
+                         against_xla_defaults=args.against_xla_defaults)
   result["config"] = args.config
   print(json.dumps(result), flush=True)
   return 0
