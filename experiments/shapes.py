@@ -96,8 +96,9 @@ def ar_config():
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
   Budget: 750 steps of 16 x 320 tokens, d256 x 4 layers (4.0M params); about
-  16 minutes alone on 2 cores, about 20 beside the renderer inside
-  `./scripts/demo`. 300 steps teach the plan (docs/quality.md, "The planner");
+  17-20 minutes alone on 2 cores, 27 beside the renderer inside `./scripts/demo`
+  on a slow day (docs/ar.md). 300 steps teach the plan (docs/quality.md, "The
+  planner");
   the plain path's image codes need more (at its CFG 0.34 at 300 steps, 0.47 at
   600, 0.55 at 900: "The plain path on cell codes"; after GRPO on the codes 0.60
   at 600 and 0.62 at 750 over four seeds: "The plain-path route in the main job"),
@@ -153,9 +154,9 @@ def ar_config():
   c.eval = ml_collections.ConfigDict(dict(caption_scenes=50))  # 0: no caption evaluator
   # How `umm demo`, `umm eval` and `umm generate` sample (eval/shapes_benchmark.py):
   # CFG on the codes against `BOS BOI`, fitted to the steps: 2.5 after 600 steps and GRPO
-  # on the codes (the plain path 0.57-0.61 over seeds; CFG 2 or 3, temperature 0.6-0.8 and
-  # top-k 8 no better; before GRPO CFG 2-3 read 0.46-0.51 and 6 0.40), where 300 steps
-  # wanted 6 (docs/quality.md, "The plain path on cell codes" and "The plain-path route
+  # on the codes (the plain path 0.57-0.61 over seeds, 0.64-0.67 after 750 steps; CFG 2
+  # or 3, temperature 0.6-0.8 and top-k 8 no better; before GRPO CFG 2-3 read 0.46-0.51
+  # and 6 0.40), where 300 steps wanted 6 (docs/quality.md, "The plain path on cell codes" and "The plain-path route
   # in the main job"), the plan sampled at its own temperature and CFG, its boxes
   # kept apart as the world keeps its objects (scene.GAP = 2 px = 2 bins). Plan
   # temperature 0.1 rather than 0.5, after GRPO: four-object binding 0.83 -> 0.88

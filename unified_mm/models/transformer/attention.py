@@ -60,8 +60,9 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Ar
   Query head n reads kv head n // G (G = N/K): the query heads are grouped
   under their kv head ([B,K,G,T,H]) rather than the kv heads repeated G
   times, which spares the copies and their backward sums (the shapes
-  transformer's step 7% faster on XLA:CPU, docs/bench_train.md). With `causal_chunks` (self-attention
-  over a row, T == S, causal mask) query chunk i only reads keys [0, end_i).
+  transformer's step 7% faster on XLA:CPU, docs/bench_train.md). With
+  `causal_chunks` (self-attention over a row, T == S, causal mask) query
+  chunk i only reads keys [0, end_i).
   """
   b, t, n, h = q.shape
   kv_heads = k.shape[2]
