@@ -69,16 +69,16 @@ def bench_train(config, *, steps: int = 4, warmup: int = 1, probe_size: int = 20
       t = time.perf_counter()
       state, metrics = compiled(state, batch)
       loss = float(metrics["loss"])  # blocks on the step
+      step_time = time.perf_counter() - t
       if against_xla_defaults:
-        t_default = time.perf_counter()
+        t = time.perf_counter()
         default_state, default_metrics = default_step(default_state, batch)
         float(default_metrics["loss"])
+        default_time = time.perf_counter() - t
       if i >= warmup:
+        times.append(step_time)
         if against_xla_defaults:
-          default_times.append(time.perf_counter() - t_default)
-          times.append(t_default - t)
-        else:
-          times.append(time.perf_counter() - t)
+          default_times.append(default_time)
         peaks.extend(probe.sample() for _ in range(3))  # the same moment's matmul speed
         log(f"step {i - warmup}: {times[-1] * 1e3:.0f} ms  loss {loss:.3f}  "
             f"matmul {max(peaks[-3:]) * 1e3:.1f} GFLOP/s" + (
