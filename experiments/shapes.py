@@ -95,8 +95,8 @@ def ar_config():
       umm train --config experiments/shapes.py:ar --workdir runs/shapes/ar \
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
-  Budget: 750 steps of 16 x 320 tokens, d256 x 4 layers (4.0M params); about
-  17-20 minutes alone on 2 cores, 27 beside the renderer inside `./scripts/demo`
+  Budget: 750 steps of 32 x 160 tokens, d256 x 4 layers (4.0M params); about
+  16-18 minutes alone on 2 cores, about 25 beside the renderer inside `./scripts/demo`
   on a slow day (docs/ar.md). 300 steps teach the plan (docs/quality.md, "The
   planner");
   the plain path's image codes need more (at its CFG 0.34 at 300 steps, 0.47 at
@@ -111,8 +111,13 @@ def ar_config():
   from unified_mm.data.config import default_data_config  # noqa: PLC0415
 
   c = base_config("ar")
-  # 320: a planned document of 10 objects (~8 ids each) with its 64 codes, or an
-  # edit document's two images; short documents share a row.
+  # Rows of 160: the longest document (a planned scene of 6 objects with its 64
+  # codes, or an edit document's two images) is under 150 ids (149 the longest of
+  # 11,135), so every document fits and short ones share a row; a longer one is a
+  # counted bad record. 32 rows of 160 hold 97% of the tokens of 16 rows of 320
+  # (95% full with 4 packing bins a row, against 97.5% with 2), and a query reads
+  # at most 160 keys: the step is 10% cheaper (docs/bench_train.md, "Rows as long
+  # as the longest document").
   # 64 bins: a pixel per bin at 64 px, so the plan fixes each box exactly and the
   # layout renderer draws it sharply (16 bins: round trip 0.29 against 0.61).
   # Half the scenes prompt-first (a GenEval-style prompt, exactly what it asks) and
@@ -136,9 +141,9 @@ def ar_config():
   # this one 0.86. stop_prob (captions ending in a full stop) moved a stop's cost
   # from counting to position and the benchmark 0.98 -> 0.96: off (docs/quality.md,
   # "Prompts as people type them").
-  c.data = default_data_config(seq_len=320, max_objects=6, caption_dropout=0.1,
-                               loss_on_prompt=False, edit_turns=1, layout_bins=64,
-                               layout_prob=0.5, prompt_prob=0.5, digit_prob=0.25,
+  c.data = default_data_config(seq_len=160, num_bins_factor=4, max_objects=6,
+                               caption_dropout=0.1, loss_on_prompt=False, edit_turns=1,
+                               layout_bins=64, layout_prob=0.5, prompt_prob=0.5, digit_prob=0.25,
                                prompt_size_weights=(0.0, 1.0, 1.0), cell_align=8,
                                plain_description=True)
   c.data.doc_ratios.update(caption_to_image=0.3, image_to_caption=0.1, edit=0.1,
@@ -168,7 +173,7 @@ def ar_config():
   c.sample = ml_collections.ConfigDict(dict(cfg_scale=2.5, temperature=1.0, top_k=0,
                                             plan_cfg=2.0, plan_temperature=0.1, plan_gap=2,
                                             plan_min_box=1, plan_fit=False))
-  c.train.update(steps=750, batch_size=16, log_every_steps=25, eval_every_steps=750,
+  c.train.update(steps=750, batch_size=32, log_every_steps=25, eval_every_steps=750,
                  eval_batches=2)
   c.optim.update(lr=2e-3, warmup_steps=50, weight_decay=0.05)
   c.ckpt.update(save_every_steps=375)
