@@ -96,7 +96,7 @@ def ar_config():
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
   Budget: 750 steps of 32 x 160 tokens, d256 x 4 layers (4.0M params); about
-  16-18 minutes alone on 2 cores, about 25 beside the renderer inside `./scripts/demo`
+  19-23 minutes alone on 2 cores, 31 beside the renderer inside `./scripts/demo`
   on a slow day (docs/ar.md). 300 steps teach the plan (docs/quality.md, "The
   planner");
   the plain path's image codes need more (at its CFG 0.34 at 300 steps, 0.47 at
@@ -115,9 +115,9 @@ def ar_config():
   # codes, or an edit document's two images) is under 150 ids (149 the longest of
   # 11,135), so every document fits and short ones share a row; a longer one is a
   # counted bad record. 32 rows of 160 hold 97% of the tokens of 16 rows of 320
-  # (95% full with 4 packing bins a row, against 97.5% with 2), and a query reads
-  # at most 160 keys: the step is 10% cheaper (docs/bench_train.md, "Rows as long
-  # as the longest document").
+  # (95% full with 4 packing bins a row; rows of 320 were 97.5% full with 2), and a
+  # query reads at most 160 keys: the step 10% cheaper in an A/B, about 3% inside
+  # the main job (docs/bench_train.md, "Rows as long as the longest document").
   # 64 bins: a pixel per bin at 64 px, so the plan fixes each box exactly and the
   # layout renderer draws it sharply (16 bins: round trip 0.29 against 0.61).
   # Half the scenes prompt-first (a GenEval-style prompt, exactly what it asks) and
