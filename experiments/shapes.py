@@ -112,12 +112,11 @@ def ar_config():
 
   c = base_config("ar")
   # Rows of 160: the longest document (a planned scene of 6 objects with its 64
-  # codes, or an edit document's two images) is under 150 ids (149 the longest of
-  # 11,135), so every document fits and short ones share a row; a longer one is a
-  # counted bad record. 32 rows of 160 hold 97% of the tokens of 16 rows of 320
-  # (95% full with 4 packing bins a row; rows of 320 were 97.5% full with 2), and a
-  # query reads at most 160 keys: the step 10% cheaper in an A/B, about 3% inside
-  # the main job (docs/bench_train.md, "Rows as long as the longest document").
+  # codes, or an edit document's two images) is under 150 ids, so every document
+  # fits (a longer one is a counted bad record) and a query reads at most 160
+  # keys, where rows of 320 made it read every key before it. 4 packing bins a
+  # row keep the rows about as full as before (docs/bench_train.md, "Rows as long
+  # as the longest document", has the step's figures).
   # 64 bins: a pixel per bin at 64 px, so the plan fixes each box exactly and the
   # layout renderer draws it sharply (16 bins: round trip 0.29 against 0.61).
   # Half the scenes prompt-first (a GenEval-style prompt, exactly what it asks) and

@@ -4,9 +4,10 @@ XLA:CPU hands dots, reductions and elementwise subgraphs to YNNPACK fusions by
 default. Inside a whole train step XLA's own kernels beat them: measured with
 the two compiles of one step alternating in one process (docs/bench_train.md,
 "XLA:CPU options and grouped query heads"), the shapes transformer's step
-5-8% faster without them, the layout renderer's 8%, the tokenizer's on two devices the same (30% on
-one). A lone large matmul is the other way round, so the matmul probe
-(bench/matmul.py), the yardstick of every wall time, keeps XLA's defaults.
+5-8% faster without them, the layout renderer's 8%, the tokenizer's on two
+devices the same (30% on one). A lone large matmul is the other way round, so
+the matmul probe (bench/matmul.py), the yardstick of every wall time, keeps
+XLA's defaults.
 TPU and GPU compiles get no options.
 """
 
