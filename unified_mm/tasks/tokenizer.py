@@ -60,12 +60,20 @@ class ShapesImageIterator(StepIndexedIterator):
   """This process's rows of an endless, seeded stream of rendered scenes."""
 
   def __init__(self, data_cfg, process_index: int, process_count: int, local_batch_size: int,
-               kind_cell: int = 0):
+               kind_cell: int = 0, code_cell: int = 8):
     super().__init__(process_index, process_count, local_batch_size)
     self.seed, self.resolution = int(data_cfg.seed), int(data_cfg.resolution)
     self.min_objects, self.max_objects = int(data_cfg.min_objects), int(data_cfg.max_objects)
     self.kind_cell = kind_cell  # > 0: also each code cell's kind (`cell_kinds`)
     self.align = int(data_cfg.get("cell_align", 0))
+    # `data.train_crop` > 0: each image a window of that size, at an offset on the code
+    # cells' grid so an object keeps its place within its cells: a conv tokenizer
+    # learns the same local task on a quarter of the pixels (docs/tokenizer.md).
+    self.crop, self.code_cell = int(data_cfg.get("train_crop", 0)), code_cell
+    if self.crop and (self.crop > self.resolution or self.crop % code_cell):
+      from unified_mm.config.loading import ConfigError  # noqa: PLC0415
+      raise ConfigError(f"data.train_crop={self.crop}: give a multiple of the code cell "
+                        f"({code_cell} px) no larger than data.resolution={self.resolution}")
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
     scenes, images = render_scenes(self.seed, rows, self.resolution, self.min_objects,
@@ -75,7 +83,24 @@ class ShapesImageIterator(StepIndexedIterator):
       grid = self.resolution // self.kind_cell
       batch["cell_kind"] = np.array([cell_kinds(s, self.kind_cell) for s in scenes],
                                     np.int32).reshape(-1, grid, grid)
+    if self.crop:
+      cells = [self._crop_cells(row) for row in rows]
+      batch = {k: np.stack([self._window(a, y, x, k == "image") for a, (y, x) in
+                            zip(v, cells)]) for k, v in batch.items()}
     return batch
+
+  def _crop_cells(self, row: int) -> tuple[int, int]:
+    """The seeded (y, x) of row's crop window, in code cells."""
+    last = (self.resolution - self.crop) // self.code_cell
+    y, x = np.random.default_rng((self.seed, row, 1)).integers(0, last + 1, 2)
+    return int(y), int(x)
+
+  def _window(self, a: np.ndarray, y: int, x: int, pixels: bool) -> np.ndarray:
+    """The crop window of one image (pixels) or of its per-cell kinds."""
+    size, unit = self.crop // self.code_cell, 1
+    if pixels:
+      size, unit = self.crop, self.code_cell
+    return a[y * unit:y * unit + size, x * unit:x * unit + size]
 
 
 def psnr_from_mse(mse: jax.Array) -> jax.Array:
@@ -209,8 +234,9 @@ class TokenizerTask(ImageTask):
                                  stage=self.name, process_index=process_index,
                                  process_count=process_count, local_batch_size=local_batch_size)
     m = self.config.model  # a code cell is stem_patch * 2**code_stage pixels a side
-    cell = int(m.stem_patch) * 2**int(m.code_stage) if self.semantic else 0
-    return ShapesImageIterator(data, process_index, process_count, local_batch_size, cell)
+    cell = int(m.stem_patch) * 2**int(m.code_stage)
+    return ShapesImageIterator(data, process_index, process_count, local_batch_size,
+                               cell if self.semantic else 0, cell)
 
   def _real_evaluators(self) -> list:
     """Reconstruction and code usage on the source's held-out records (on the

@@ -111,3 +111,28 @@ def test_semantic_weight_asks_for_its_head_and_the_shapes_world():
   assert batch["cell_kind"].shape == (2, 4, 4) and batch["cell_kind"].max() > 0
   assert set(tasks.make_task(load_config("experiments/shapes.py:tokenizer")).batch_axes()) == {
       "image"}
+
+
+def test_train_crop_is_a_window_of_the_scene_on_the_code_cells():
+  from unified_mm import tasks
+  from unified_mm.config.loading import ConfigError, load_config
+  semantic = ["loss.semantic_weight=1.0", "model.semantic_classes=9"]
+  full = next(tasks.make_task(load_config("experiments/shapes.py:tokenizer",
+                                          [*semantic, "data.train_crop=0"])).make_data(0, 1, 8))
+  it = tasks.make_task(load_config("experiments/shapes.py:tokenizer",
+                                   [*semantic, "data.train_crop=32"])).make_data(0, 1, 8)
+  crops = next(it)
+  assert crops["image"].shape == (8, 32, 32, 3) and crops["cell_kind"].shape == (8, 4, 4)
+  offsets = set()
+  for image, kinds, whole, whole_kinds in zip(crops["image"], crops["cell_kind"],
+                                              full["image"], full["cell_kind"]):
+    # Each crop is the full scene's pixels (and cell kinds) at a cell-aligned offset.
+    found = [(y, x) for y in range(0, 33, 8) for x in range(0, 33, 8)
+             if np.array_equal(whole[y:y + 32, x:x + 32], image)
+             and np.array_equal(whole_kinds[y // 8:y // 8 + 4, x // 8:x // 8 + 4], kinds)]
+    assert found
+    offsets.add(found[0])
+  assert len(offsets) > 1  # not one fixed window
+  with pytest.raises(ConfigError, match="data.train_crop=20"):
+    tasks.make_task(load_config("experiments/shapes.py:tokenizer", ["data.train_crop=20"])
+                    ).make_data(0, 1, 2)
