@@ -70,10 +70,6 @@ class ShapesImageIterator(StepIndexedIterator):
     # cells' grid so an object keeps its place within its cells: a conv tokenizer
     # learns the same local task on a quarter of the pixels (docs/tokenizer.md).
     self.crop, self.code_cell = int(data_cfg.get("train_crop", 0)), code_cell
-    if self.crop and (self.crop > self.resolution or self.crop % code_cell):
-      from unified_mm.config.loading import ConfigError  # noqa: PLC0415
-      raise ConfigError(f"data.train_crop={self.crop}: give a multiple of the code cell "
-                        f"({code_cell} px) no larger than data.resolution={self.resolution}")
 
   def batch_for(self, rows: range) -> dict[str, np.ndarray]:
     scenes, images = render_scenes(self.seed, rows, self.resolution, self.min_objects,
@@ -97,9 +93,8 @@ class ShapesImageIterator(StepIndexedIterator):
 
   def _window(self, a: np.ndarray, y: int, x: int, pixels: bool) -> np.ndarray:
     """The crop window of one image (pixels) or of its per-cell kinds."""
-    size, unit = self.crop // self.code_cell, 1
-    if pixels:
-      size, unit = self.crop, self.code_cell
+    unit = self.code_cell if pixels else 1
+    size = self.crop // self.code_cell * unit
     return a[y * unit:y * unit + size, x * unit:x * unit + size]
 
 
@@ -191,6 +186,7 @@ class TokenizerTask(ImageTask):
     self.loss_weights["freeze_encoder"] = bool(config.loss.get("freeze_encoder", False))
     self.loss_weights["semantic_weight"] = float(config.loss.get("semantic_weight", 0.0))
     self._check_semantic(config)
+    self._check_crop(config)
     if self.loss_weights["freeze_encoder"] and float(config.optim.get("weight_decay", 0.0)):
       from unified_mm.config.loading import ConfigError  # noqa: PLC0415
       # Zero gradients leave Adam's update at exactly zero; weight decay would not.
@@ -211,6 +207,21 @@ class TokenizerTask(ImageTask):
     if is_real(config.data):
       raise ConfigError("loss.semantic_weight needs per-cell kinds, which only the shapes "
                         f"world has (data.source={config.data.source!r})")
+
+  @staticmethod
+  def _check_crop(config) -> None:
+    """data.train_crop: whole code cells of the shapes world's scenes."""
+    from unified_mm.config.loading import ConfigError  # noqa: PLC0415
+    crop, data, m = int(config.data.get("train_crop", 0)), config.data, config.model
+    if not crop:
+      return
+    cell = int(m.stem_patch) * 2**int(m.code_stage)
+    if is_real(data):
+      raise ConfigError(f"data.train_crop={crop} crops the shapes world's scenes; a real "
+                        f"source (data.source={data.source!r}) is cropped to data.resolution")
+    if crop > int(data.resolution) or crop % cell:
+      raise ConfigError(f"data.train_crop={crop}: give a multiple of the code cell ({cell} px) "
+                        f"no larger than data.resolution={data.resolution}")
 
   @property
   def semantic(self) -> bool:

@@ -134,5 +134,6 @@ def test_train_crop_is_a_window_of_the_scene_on_the_code_cells():
     offsets.add(found[0])
   assert len(offsets) > 1  # not one fixed window
   with pytest.raises(ConfigError, match="data.train_crop=20"):
-    tasks.make_task(load_config("experiments/shapes.py:tokenizer", ["data.train_crop=20"])
-                    ).make_data(0, 1, 2)
+    tasks.make_task(load_config("experiments/shapes.py:tokenizer", ["data.train_crop=20"]))
+  with pytest.raises(ConfigError, match="data.train_crop=32 crops the shapes world"):
+    tasks.make_task(load_config("experiments/shapes.py:tokenizer", ["data.source=tfds"]))
