@@ -103,13 +103,13 @@ def ar_config():
           --config.data.image_tokenizer_dir=runs/shapes/tokenizer
 
   Budget: 750 steps of 24 x 160 tokens, d256 x 4 layers of 4 heads of 64 (4.0M
-  params); about 15 minutes alone on 2 cores on a slow day (docs/ar.md). 300 steps teach the plan (docs/quality.md, "The
-  planner");
-  the plain path's image codes need more (at its CFG 0.34 at 300 steps, 0.47 at
-  600, 0.55 at 900: "The plain path on cell codes"; after GRPO on the codes 0.60
-  at 600 and 0.62 at 750 over four seeds: "The plain-path route in the main job"),
-  and the main job's 30 minutes hold about 750; captions need far longer (2,700 steps of /4 codes:
-  caption match 0.94, docs/ar.md).
+  params); about 12-14 minutes alone on 2 cores, 19.6 beside the renderer inside
+  `./scripts/demo` (docs/ar.md). 300 steps teach the plan (docs/quality.md, "The
+  planner"); the plain path's image codes need more (at its CFG 0.34 at 300 steps,
+  0.47 at 600, 0.55 at 900: "The plain path on cell codes"; after GRPO on the codes
+  0.60 at 600 and 0.62 at 750 over four seeds: "The plain-path route in the main
+  job"), and the main job's 30 minutes hold about 750; captions need far longer
+  (2,700 steps of /4 codes: caption match 0.94, docs/ar.md).
   """
   import ml_collections  # noqa: PLC0415
 
@@ -156,7 +156,9 @@ def ar_config():
   c.data.image_tokenizer_dir = ""  # "": stand-in codes (smoke tests without stage 1)
   # 4 heads of 64 (2 kv heads), not 8 of 32: the same parameters and matmul FLOPs, half
   # the attention's softmax; no worse on any bar over three prompt seeds (docs/quality.md,
-  # "Model shape at fixed FLOPs"). 24 rows a step, not 32 (docs/quality.md, "The main job").
+  # "Model shape at fixed FLOPs"). 24 rows a step, not 32: the same codes learned (held-out
+  # image loss 0.371 against 0.368) for a quarter fewer tokens (docs/quality.md, "Thirty
+  # minutes on a slow machine").
   c.model = ml_collections.ConfigDict(dict(
       vocab_size=1664, d_model=256, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=64,
       mlp_dim=768, max_len=640, rope_theta=10_000.0, qk_norm=True, tie_embeddings=False,
@@ -405,7 +407,7 @@ def ar_grpo_codes_config():
       umm train --config experiments/shapes.py:ar_grpo_codes --workdir runs/shapes/ar_rl \
           --config.ckpt.init_from=runs/shapes/ar
 
-  Budget: 60 steps, about 3 minutes on 2 cores (72 answers a step, packed in 18
+  Budget: 60 steps, about 4 minutes on 2 cores (72 answers a step, packed in 18
   rows). On the 600-step transformer 40 steps took the plain path from 0.46-0.48
   to 0.56-0.61 at code CFG 2.5 (20: 0.50-0.58), and 80 or 120 were no better; on
   the main job's transformer of 24 rows and crop-trained codes 60 read 0.617 /
