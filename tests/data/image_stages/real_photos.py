@@ -92,5 +92,7 @@ def write_sources(root: pathlib.Path, size: int) -> dict[str, str]:
 def read_from(c, source: str, path: str, size: int, **data):
   """A shapes preset `c` reading `source` at `size` px instead of the shapes world."""
   c.unlock()  # the shapes presets have no source keys; experiments/real.py has them all
-  c.data.update(dict(source=source, path=path, split="train", resolution=size, **data))
+  # The shapes tokenizer's crops are of its scenes (a source is cropped to `size`).
+  crop = {"train_crop": 0} if "train_crop" in c.data else {}
+  c.data.update(dict(source=source, path=path, split="train", resolution=size, **crop, **data))
   return c

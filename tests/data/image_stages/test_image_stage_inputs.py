@@ -39,6 +39,12 @@ LATTICE_DIGESTS = {
     ("renderer_layout", 0, 1): "2768bd94065db517c726dbb75eadb999da9b2495f5a5d630364d5813795f2851",
     ("renderer_layout", 1, 2): "80df893835720bf78974af66448331eb2b64e42c18a2ed8c9dd1abcca9e86bc9",
 }
+# The tokenizer preset's batches since 59b953c: 32 x 32 crops of those scenes on the code
+# cells (`data.train_crop=32`), recorded with 69f5257, whose main job the docs' figures are.
+CROP_DIGESTS = {
+    ("tokenizer", 0, 1): "6d2cb919e0905ce4d6a32825a173ea0d552ef4cb537b7d5c78de3996495e01a3",
+    ("tokenizer", 1, 2): "c703dca245b67d1c9ac66389c637b72b7a46d9c9e1d1af340f63026a94ffda32",
+}
 SIZE = 64  # the real-data iterators here; the 256-px stages are in test_real_photos.py
 
 
@@ -64,9 +70,11 @@ def stand_in_renderer(variant: str = "renderer"):
   return c
 
 
-def shapes_batches(variant: str, process: int, count: int, align: int):
+def shapes_batches(variant: str, process: int, count: int, align: int, crop: int = 0):
   c = load_config(SHAPES + ":tokenizer") if variant == "tokenizer" else stand_in_renderer(variant)
   c.data.cell_align = align
+  if variant == "tokenizer":
+    c.data.train_crop = crop
   return make_task(c).make_data(process, count, 4)
 
 
@@ -81,6 +89,13 @@ def test_shapes_batches_unchanged(variant, process, count):
 def test_lattice_batches_unchanged(variant, process, count):
   """The presets' batches, objects on the code cells (`data.cell_align=8`, 7f5447b)."""
   assert digest(shapes_batches(variant, process, count, 8)) == LATTICE_DIGESTS[
+      (variant, process, count)]
+
+
+@pytest.mark.parametrize("variant,process,count", sorted(CROP_DIGESTS))
+def test_crop_batches_unchanged(variant, process, count):
+  """The tokenizer preset's crops of the lattice scenes (69f5257)."""
+  assert digest(shapes_batches(variant, process, count, 8, crop=32)) == CROP_DIGESTS[
       (variant, process, count)]
 
 

@@ -135,5 +135,8 @@ def test_train_crop_is_a_window_of_the_scene_on_the_code_cells():
   assert len(offsets) > 1  # not one fixed window
   with pytest.raises(ConfigError, match="data.train_crop=20"):
     tasks.make_task(load_config("experiments/shapes.py:tokenizer", ["data.train_crop=20"]))
+  photos = load_config("experiments/shapes.py:tokenizer")
+  photos.unlock()  # the shapes preset has no source keys (experiments/real.py has them)
+  photos.data.update(source="tfds", path="unused")
   with pytest.raises(ConfigError, match="data.train_crop=32 crops the shapes world"):
-    tasks.make_task(load_config("experiments/shapes.py:tokenizer", ["data.source=tfds"]))
+    tasks.make_task(photos)
