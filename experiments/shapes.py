@@ -62,7 +62,7 @@ def tokenizer_config():
       grid_images=8))
   # Crops on the code cells (data.train_crop): the conv tokenizer learns the same local
   # task from a quarter of the pixels. In the main job 2,400 steps of 32 crops read back
-  # latents 1.00 and codes 0.80 in 6.8 minutes, 2,000 steps of 16 whole scenes 1.00 and
+  # latents 1.00 and codes 0.80 in 6.2-6.8 minutes, 2,000 steps of 16 whole scenes 1.00 and
   # 0.87 in 11.8 (docs/tokenizer.md, "Training on crops").
   c.train.update(steps=2400, batch_size=32, log_every_steps=50, eval_every_steps=500)
   c.optim.update(lr=2e-3, warmup_steps=50, min_lr_ratio=0.05, weight_decay=0.0, b2=0.99)

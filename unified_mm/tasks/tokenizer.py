@@ -79,10 +79,10 @@ class ShapesImageIterator(StepIndexedIterator):
       grid = self.resolution // self.kind_cell
       batch["cell_kind"] = np.array([cell_kinds(s, self.kind_cell) for s in scenes],
                                     np.int32).reshape(-1, grid, grid)
-    if self.crop:
+    if self.crop:  # the image in pixels, its cell kinds in cells
       cells = [self._crop_cells(row) for row in rows]
-      batch = {k: np.stack([self._window(a, y, x, k == "image") for a, (y, x) in
-                            zip(v, cells)]) for k, v in batch.items()}
+      batch = {k: np.stack([self._window(a, y, x, self.code_cell if k == "image" else 1)
+                            for a, (y, x) in zip(v, cells)]) for k, v in batch.items()}
     return batch
 
   def _crop_cells(self, row: int) -> tuple[int, int]:
@@ -91,11 +91,15 @@ class ShapesImageIterator(StepIndexedIterator):
     y, x = np.random.default_rng((self.seed, row, 1)).integers(0, last + 1, 2)
     return int(y), int(x)
 
-  def _window(self, a: np.ndarray, y: int, x: int, pixels: bool) -> np.ndarray:
-    """The crop window of one image (pixels) or of its per-cell kinds."""
-    unit = self.code_cell if pixels else 1
+  def _window(self, a: np.ndarray, y: int, x: int, unit: int) -> np.ndarray:
+    """The crop window at cell (y, x) of an array of `unit` entries a code cell."""
     size = self.crop // self.code_cell * unit
     return a[y * unit:y * unit + size, x * unit:x * unit + size]
+
+
+def code_cell(model_cfg) -> int:
+  """Pixels a side of one code cell: stem_patch * 2**code_stage (the model's code_downsample)."""
+  return int(model_cfg.stem_patch) * 2**int(model_cfg.code_stage)
 
 
 def psnr_from_mse(mse: jax.Array) -> jax.Array:
@@ -212,10 +216,9 @@ class TokenizerTask(ImageTask):
   def _check_crop(config) -> None:
     """data.train_crop: whole code cells of the shapes world's scenes."""
     from unified_mm.config.loading import ConfigError  # noqa: PLC0415
-    crop, data, m = int(config.data.get("train_crop", 0)), config.data, config.model
+    crop, data, cell = int(config.data.get("train_crop", 0)), config.data, code_cell(config.model)
     if not crop:
       return
-    cell = int(m.stem_patch) * 2**int(m.code_stage)
     if is_real(data):
       raise ConfigError(f"data.train_crop={crop} crops the shapes world's scenes; a real "
                         f"source (data.source={data.source!r}) is cropped to data.resolution")
@@ -244,8 +247,7 @@ class TokenizerTask(ImageTask):
       return real_image_iterator(data, record_to_image(data, need_caption=False), stack_images,
                                  stage=self.name, process_index=process_index,
                                  process_count=process_count, local_batch_size=local_batch_size)
-    m = self.config.model  # a code cell is stem_patch * 2**code_stage pixels a side
-    cell = int(m.stem_patch) * 2**int(m.code_stage)
+    cell = code_cell(self.config.model)
     return ShapesImageIterator(data, process_index, process_count, local_batch_size,
                                cell if self.semantic else 0, cell)
 
